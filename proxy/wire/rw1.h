@@ -1,0 +1,75 @@
+// Remote write 1.0 codec for the hot path: a zero-copy decoder (label names
+// and values are views into the decompressed buffer) and an encoder that
+// re-emits untouched sample, exemplar and histogram bytes verbatim.
+#ifndef PROMRELAY_PROXY_WIRE_RW1_H_
+#define PROMRELAY_PROXY_WIRE_RW1_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+
+namespace promrelay::wire {
+
+struct LabelView {
+  std::string_view name;
+  std::string_view value;
+};
+
+struct SeriesView {
+  uint32_t first_label = 0;  // index into WriteRequestView::all_labels()
+  uint32_t num_labels = 0;
+  std::string_view body;     // the whole TimeSeries message (without tag/len)
+  uint32_t samples = 0;
+  uint32_t histograms = 0;
+  uint32_t exemplars = 0;
+};
+
+// A parsed WriteRequest whose views point into the buffer given to Parse().
+// Reuse one per thread: Parse() keeps the vectors' capacity.
+class WriteRequestView {
+ public:
+  // Parses `buf` (uncompressed protobuf). On malformed input returns
+  // InvalidArgument saying what is wrong and at which byte offset.
+  absl::Status Parse(std::string_view buf);
+
+  absl::Span<const SeriesView> series() const { return series_; }
+  absl::Span<const LabelView> labels(const SeriesView& s) const {
+    return absl::MakeConstSpan(labels_).subspan(s.first_label, s.num_labels);
+  }
+  absl::Span<const LabelView> all_labels() const { return labels_; }
+  // Raw MetricMetadata messages (field 3), in order.
+  absl::Span<const std::string_view> metadata() const { return metadata_; }
+  uint64_t total_samples() const { return total_samples_; }  // + histograms
+
+ private:
+  std::vector<SeriesView> series_;
+  std::vector<LabelView> labels_;
+  std::vector<std::string_view> metadata_;
+  uint64_t total_samples_ = 0;
+};
+
+// Builds a WriteRequest. Appends to an internal buffer; Clear() reuses it.
+class WriteRequestEncoder {
+ public:
+  void Clear() { buf_.clear(); }
+  // Emits a TimeSeries with `labels` (in the given order) followed by every
+  // non-label field of `original.body`, byte for byte.
+  void AddSeries(absl::Span<const LabelView> labels, const SeriesView& original);
+  // Emits a TimeSeries whose body is `body`, unchanged.
+  void AddRawSeries(std::string_view body);
+  // Emits a MetricMetadata message unchanged.
+  void AddMetadata(std::string_view raw);
+  const std::string& bytes() const { return buf_; }
+  std::string& mutable_bytes() { return buf_; }
+
+ private:
+  std::string buf_;
+};
+
+}  // namespace promrelay::wire
+
+#endif  // PROMRELAY_PROXY_WIRE_RW1_H_
