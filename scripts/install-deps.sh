@@ -9,12 +9,20 @@ BUILD_PACKAGES=(
   libabsl-dev libre2-dev libyaml-cpp-dev libssl-dev catch2
 )
 # Real components the end-to-end tests and the demo run against.
-RUNTIME_TEST_PACKAGES=(victoria-metrics prometheus curl python3 openssl procps)
+RUNTIME_TEST_PACKAGES=(victoria-metrics prometheus curl python3 python3-yaml openssl procps)
 
-want=("${BUILD_PACKAGES[@]}")
-if [[ "${1:-}" != "--build-only" ]]; then
-  want+=("${RUNTIME_TEST_PACKAGES[@]}")
-fi
+# Shared libraries the promrelay binary needs at run time (container image).
+RUNTIME_LIBRARIES=(
+  libprotobuf32 libsnappy1v5 libabsl20220623 libre2-9 libyaml-cpp0.7 libssl3
+  ca-certificates curl
+)
+
+case "${1:-}" in
+  --build-only) want=("${BUILD_PACKAGES[@]}") ;;
+  --runtime) want=("${RUNTIME_LIBRARIES[@]}") ;;
+  "") want=("${BUILD_PACKAGES[@]}" "${RUNTIME_TEST_PACKAGES[@]}") ;;
+  *) echo "usage: $0 [--build-only|--runtime]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
@@ -25,6 +33,9 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ "${1:-}" == "--runtime" ]]; then
+    apt-get clean && rm -rf /var/lib/apt/lists/*
+  fi
 fi
 # The Debian prometheus package starts a service on :9090; the tests run their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
