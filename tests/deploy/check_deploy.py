@@ -8,15 +8,22 @@ together (selectors, ports, mounts, secrets, probes, autoscaler targets); the
 Dockerfile builds with the same scripts the README uses; and every shipped
 promrelay config passes `promrelay check-config`.
 
+With --promrelay, also starts it and checks that every metric the alert
+rules and the dashboard use is exposed.
+
 Usage: check_deploy.py [--promrelay PATH]   (exit 1 and a list of problems on failure)
 """
 import argparse
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 import yaml
 
@@ -273,6 +280,77 @@ def check_promrelay_config(promrelay, path, env):
             problem(path, "promrelay check-config failed:\n" + r.stdout + r.stderr)
 
 
+def referenced_metrics():
+    """promrelay_* names the alert rules and the dashboard query."""
+    texts = [open(os.path.join(ROOT, "config", "alerts.yaml")).read()]
+    dash_path = os.path.join(ROOT, "config", "grafana", "promrelay-dashboard.json")
+    dash = json.load(open(dash_path))
+    for panel in dash["panels"]:
+        for target in panel.get("targets", []):
+            texts.append(target["expr"])
+    names = set()
+    for text in texts:
+        for name in re.findall(r"\b(promrelay_[a-z0-9_]+)", text):
+            names.add(re.sub(r"_(bucket|sum|count)$", "", name))
+    return names
+
+
+def check_metrics_exist(promrelay):
+    """Every metric an alert or a dashboard panel uses is exposed by promrelay."""
+    if not promrelay:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "promrelay.yaml")
+        # Destinations on a closed loopback port: nothing leaves the machine.
+        open(cfg, "w").write(f"""server:
+  listen_address: 127.0.0.1:{port}
+remote_write:
+  - name: a
+    url: http://127.0.0.1:9/api/v1/write
+  - name: b
+    url: http://127.0.0.1:9/api/v1/write
+    storage: {{path: {tmp}/queue-b}}
+""")
+        proc = subprocess.Popen([promrelay, "--config", cfg], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            body = None
+            for _ in range(100):
+                try:
+                    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        break
+                    time.sleep(0.1)
+            if body is None:
+                problem("promrelay", "did not serve /metrics: " + (proc.stderr.read() if proc.poll() is not None else "timeout"))
+                return
+            exposed = set(re.findall(r"^# TYPE (\S+) ", body, re.M))
+            for name in sorted(referenced_metrics() - exposed):
+                problem("config/alerts.yaml or dashboard", f"uses {name}, which promrelay does not expose")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def check_dashboard():
+    path = os.path.join(ROOT, "config", "grafana", "promrelay-dashboard.json")
+    dash = json.load(open(path))
+    ids = [p["id"] for p in dash["panels"]]
+    if len(ids) != len(set(ids)):
+        problem(path, "duplicate panel ids")
+    for panel in dash["panels"]:
+        if not panel.get("targets"):
+            problem(path, f"panel {panel['title']!r} has no query")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--promrelay", help="promrelay binary for check-config")
@@ -280,6 +358,8 @@ def main():
     check_dockerfile()
     check_compose(args.promrelay)
     check_kubernetes(args.promrelay)
+    check_dashboard()
+    check_metrics_exist(args.promrelay)
     if problems:
         print(f"{len(problems)} problem(s):")
         for p in problems:
