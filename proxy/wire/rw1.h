@@ -20,12 +20,21 @@ struct LabelView {
 };
 
 struct SeriesView {
+  // rest_offset value meaning "labels and other fields are interleaved (or
+  // unknown): scan the body to find the non-label fields".
+  static constexpr uint32_t kRestUnknown = UINT32_MAX;
+
   uint32_t first_label = 0;  // index into WriteRequestView::all_labels()
   uint32_t num_labels = 0;
-  std::string_view body;     // the whole TimeSeries message (without tag/len)
+  std::string_view body;  // the whole TimeSeries message (without tag/len)
   uint32_t samples = 0;
   uint32_t histograms = 0;
   uint32_t exemplars = 0;
+  // Where the non-label fields start in `body` when every label field comes
+  // before every other field (what all known senders emit): then
+  // body.substr(rest_offset) is exactly the non-label fields and the encoder
+  // copies it in one go. Set by Parse(); kRestUnknown otherwise.
+  uint32_t rest_offset = kRestUnknown;
 };
 
 // A parsed WriteRequest whose views point into the buffer given to Parse().
@@ -33,7 +42,17 @@ struct SeriesView {
 class WriteRequestView {
  public:
   // Parses `buf` (uncompressed protobuf). On malformed input returns
-  // InvalidArgument saying what is wrong and at which byte offset.
+  // InvalidArgument saying what is wrong, where in the message tree and at
+  // which byte offset of `buf`, e.g.
+  //   "timeseries[12].labels[3]: truncated length-delimited field at offset
+  //   4711".
+  // Every nested message (samples, exemplars, histograms, metadata) is
+  // checked too, so whatever is later copied verbatim is well-formed.
+  // Known fields must have their schema's wire type (packed or not for
+  // repeated scalars); unknown fields are skipped by wire type; groups
+  // (wire types 3/4) and wire types 6/7 are errors. Label bytes are not
+  // checked for UTF-8, and empty label names are accepted (the caller
+  // validates label content). After an error the view is empty.
   absl::Status Parse(std::string_view buf);
 
   absl::Span<const SeriesView> series() const { return series_; }
@@ -56,9 +75,15 @@ class WriteRequestView {
 class WriteRequestEncoder {
  public:
   void Clear() { buf_.clear(); }
+  // Labels are written canonically (empty name/value omitted, like protoc and
+  // Go); with the original labels and a protoc- or Go-encoded input the
+  // output equals the input byte for byte.
   // Emits a TimeSeries with `labels` (in the given order) followed by every
   // non-label field of `original.body`, byte for byte.
-  void AddSeries(absl::Span<const LabelView> labels, const SeriesView& original);
+  // `original` must come from WriteRequestView::Parse() (or have
+  // rest_offset == kRestUnknown and a well-formed body).
+  void AddSeries(absl::Span<const LabelView> labels,
+                 const SeriesView& original);
   // Emits a TimeSeries whose body is `body`, unchanged.
   void AddRawSeries(std::string_view body);
   // Emits a MetricMetadata message unchanged.

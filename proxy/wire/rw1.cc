@@ -1,0 +1,710 @@
+#include "proxy/wire/rw1.h"
+
+#include <bit>
+#include <cstring>
+#include <string>
+
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
+#include "absl/strings/str_cat.h"
+
+namespace promrelay::wire {
+namespace {
+
+using Ptr = const uint8_t*;
+
+constexpr uint32_t kWireVarint = 0;
+constexpr uint32_t kWireFixed64 = 1;
+constexpr uint32_t kWireLen = 2;
+constexpr uint32_t kWireStartGroup = 3;
+constexpr uint32_t kWireEndGroup = 4;
+constexpr uint32_t kWireFixed32 = 5;
+
+constexpr uint32_t Tag(uint32_t field, uint32_t wire) {
+  return (field << 3) | wire;
+}
+
+// Protobuf varints are at most 10 bytes. Returns the byte after the varint,
+// or nullptr when it is truncated or too long (Parser::VarintError tells
+// which; the hot path never needs to know).
+ABSL_ATTRIBUTE_NOINLINE Ptr ReadVarintSlow(Ptr p, Ptr end, uint64_t* v) {
+  uint64_t r = 0;
+  for (int i = 0; i < 10; ++i) {
+    if (p >= end) return nullptr;
+    const uint64_t b = *p++;
+    r |= (b & 0x7f) << (7 * i);
+    if (b < 0x80) {
+      *v = r;
+      return p;
+    }
+  }
+  return nullptr;
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline Ptr ReadVarint(Ptr p, Ptr end,
+                                                   uint64_t* v) {
+  if (ABSL_PREDICT_TRUE(p < end && *p < 0x80)) {
+    *v = *p;
+    return p + 1;
+  }
+  return ReadVarintSlow(p, end, v);
+}
+
+// Schema of the messages nested in a TimeSeries or WriteRequest that the
+// decoder checks but does not expose.
+enum class Msg : uint8_t {
+  kSample,
+  kExemplar,
+  kLabel,
+  kHistogram,
+  kBucketSpan,
+  kMetadata,
+};
+
+enum class Kind : uint8_t {
+  kUnknown,
+  kVarint,         // int64, uint64, sint32, enum, ...
+  kFixed64,        // double
+  kBytes,          // string, bytes
+  kPackedVarint,   // repeated varint scalar: packed or one per tag
+  kPackedFixed64,  // repeated double: packed or one per tag
+  kMessage,        // embedded message of type FieldSpec::sub
+};
+
+struct FieldSpec {
+  Kind kind = Kind::kUnknown;
+  Msg sub = Msg::kSample;
+  const char* name = "";
+};
+
+// Field numbers from remote write 1.0 (proto/prometheus/types.proto).
+FieldSpec Spec(Msg m, uint32_t field) {
+  switch (m) {
+    case Msg::kSample:
+      switch (field) {
+        case 1:
+          return {Kind::kFixed64, {}, "value"};
+        case 2:
+          return {Kind::kVarint, {}, "timestamp"};
+      }
+      break;
+    case Msg::kLabel:
+      switch (field) {
+        case 1:
+          return {Kind::kBytes, {}, "name"};
+        case 2:
+          return {Kind::kBytes, {}, "value"};
+      }
+      break;
+    case Msg::kExemplar:
+      switch (field) {
+        case 1:
+          return {Kind::kMessage, Msg::kLabel, "labels"};
+        case 2:
+          return {Kind::kFixed64, {}, "value"};
+        case 3:
+          return {Kind::kVarint, {}, "timestamp"};
+      }
+      break;
+    case Msg::kBucketSpan:
+      switch (field) {
+        case 1:
+          return {Kind::kVarint, {}, "offset"};
+        case 2:
+          return {Kind::kVarint, {}, "length"};
+      }
+      break;
+    case Msg::kHistogram:
+      switch (field) {
+        case 1:
+          return {Kind::kVarint, {}, "count_int"};
+        case 2:
+          return {Kind::kFixed64, {}, "count_float"};
+        case 3:
+          return {Kind::kFixed64, {}, "sum"};
+        case 4:
+          return {Kind::kVarint, {}, "schema"};
+        case 5:
+          return {Kind::kFixed64, {}, "zero_threshold"};
+        case 6:
+          return {Kind::kVarint, {}, "zero_count_int"};
+        case 7:
+          return {Kind::kFixed64, {}, "zero_count_float"};
+        case 8:
+          return {Kind::kMessage, Msg::kBucketSpan, "negative_spans"};
+        case 9:
+          return {Kind::kPackedVarint, {}, "negative_deltas"};
+        case 10:
+          return {Kind::kPackedFixed64, {}, "negative_counts"};
+        case 11:
+          return {Kind::kMessage, Msg::kBucketSpan, "positive_spans"};
+        case 12:
+          return {Kind::kPackedVarint, {}, "positive_deltas"};
+        case 13:
+          return {Kind::kPackedFixed64, {}, "positive_counts"};
+        case 14:
+          return {Kind::kVarint, {}, "reset_hint"};
+        case 15:
+          return {Kind::kVarint, {}, "timestamp"};
+        case 16:
+          return {Kind::kPackedFixed64, {}, "custom_values"};
+      }
+      break;
+    case Msg::kMetadata:
+      switch (field) {
+        case 1:
+          return {Kind::kVarint, {}, "type"};
+        case 2:
+          return {Kind::kBytes, {}, "metric_family_name"};
+        case 4:
+          return {Kind::kBytes, {}, "help"};
+        case 5:
+          return {Kind::kBytes, {}, "unit"};
+      }
+      break;
+  }
+  return {};
+}
+
+const char* WireTypeName(uint32_t wt) {
+  switch (wt) {
+    case kWireVarint:
+      return "varint";
+    case kWireFixed64:
+      return "fixed64";
+    case kWireLen:
+      return "length-delimited";
+    case kWireStartGroup:
+      return "start-group";
+    case kWireEndGroup:
+      return "end-group";
+    case kWireFixed32:
+      return "fixed32";
+  }
+  return "invalid";
+}
+
+// Walks one buffer. On failure the innermost function records what went
+// wrong with its absolute offset; each enclosing level then prepends its
+// path component on the way out, so the success path builds no strings.
+class Parser {
+ public:
+  explicit Parser(std::string_view buf)
+      : base_(reinterpret_cast<Ptr>(buf.data())) {}
+
+  absl::Status Error() const {
+    if (path_.empty()) return absl::InvalidArgumentError(what_);
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": ", what_));
+  }
+
+  // Prepends "name[index]" to the error path.
+  void Enter(absl::string_view name, size_t index) {
+    std::string comp = absl::StrCat(name, "[", index, "]");
+    if (!path_.empty()) absl::StrAppend(&comp, ".", path_);
+    path_ = std::move(comp);
+  }
+
+  bool Fail(Ptr at, absl::string_view what, absl::string_view detail = {}) {
+    what_ = absl::StrCat(what, " at offset ", at - base_);
+    if (!detail.empty()) absl::StrAppend(&what_, " (", detail, ")");
+    return false;
+  }
+
+  // Called after ReadVarint returned nullptr for a varint starting at p:
+  // every byte it looked at had the continuation bit set, so either the
+  // buffer ended within 10 bytes or the varint is longer than 10 bytes.
+  bool VarintError(Ptr p, Ptr end, absl::string_view what) {
+    if (end - p < 10) return Fail(p, absl::StrCat("truncated ", what));
+    return Fail(p, absl::StrCat(what, " longer than 10 bytes"));
+  }
+
+  // Reads a tag at *p. Rejects tags that do not fit 32 bits and field 0.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadTag(Ptr* p, Ptr end, uint32_t* tag) {
+    uint64_t t;
+    Ptr q = ReadVarint(*p, end, &t);
+    if (ABSL_PREDICT_FALSE(q == nullptr)) return VarintError(*p, end, "tag");
+    if (ABSL_PREDICT_FALSE(t > UINT32_MAX || (t >> 3) == 0)) {
+      return Fail(*p, "invalid field number", absl::StrCat("tag ", t));
+    }
+    *tag = static_cast<uint32_t>(t);
+    *p = q;
+    return true;
+  }
+
+  // Reads the length prefix at *p and the bytes it covers; `field_start` is
+  // where the field's tag began (reported on error).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadLen(Ptr* p, Ptr end, Ptr field_start,
+                                            std::string_view* out) {
+    uint64_t len;
+    Ptr q = ReadVarint(*p, end, &len);
+    if (ABSL_PREDICT_FALSE(q == nullptr)) {
+      return VarintError(*p, end, "length varint");
+    }
+    if (ABSL_PREDICT_FALSE(len > static_cast<uint64_t>(end - q))) {
+      return Fail(field_start, "truncated length-delimited field",
+                  absl::StrCat("length ", len, ", ", end - q, " bytes left"));
+    }
+    *out = std::string_view(reinterpret_cast<const char*>(q), len);
+    *p = q + len;
+    return true;
+  }
+
+  // Skips a field whose tag has been read. Groups are refused: no remote
+  // write sender emits them and skipping them needs unbounded nesting.
+  bool SkipField(Ptr* p, Ptr end, Ptr field_start, uint32_t tag) {
+    switch (tag & 7) {
+      case kWireVarint: {
+        uint64_t v;
+        Ptr q = ReadVarint(*p, end, &v);
+        if (q == nullptr) return VarintError(*p, end, "varint");
+        *p = q;
+        return true;
+      }
+      case kWireFixed64:
+        if (end - *p < 8) return Fail(field_start, "truncated fixed64 field");
+        *p += 8;
+        return true;
+      case kWireLen: {
+        std::string_view unused;
+        return ReadLen(p, end, field_start, &unused);
+      }
+      case kWireFixed32:
+        if (end - *p < 4) return Fail(field_start, "truncated fixed32 field");
+        *p += 4;
+        return true;
+      case kWireStartGroup:
+      case kWireEndGroup:
+        return Fail(field_start,
+                    absl::StrCat("unsupported group wire type ", tag & 7,
+                                 " for field ", tag >> 3));
+      default:
+        return Fail(field_start, absl::StrCat("invalid wire type ", tag & 7,
+                                              " for field ", tag >> 3));
+    }
+  }
+
+  bool WrongWireType(Ptr field_start, uint32_t tag, absl::string_view name,
+                     absl::string_view expected) {
+    return Fail(field_start,
+                absl::StrCat("field ", name, " (", tag >> 3, ") has wire type ",
+                             WireTypeName(tag & 7), ", want ", expected));
+  }
+
+  // Checks the structure of a nested message against its schema.
+  bool Validate(Msg m, Ptr p, Ptr end) {
+    // Per-field occurrence counts give repeated sub-messages an index in
+    // error paths; our schemas use field numbers below 17.
+    uint32_t seen[17] = {};
+    while (p < end) {
+      Ptr field_start = p;
+      uint32_t tag = 0;
+      if (!ReadTag(&p, end, &tag)) return false;
+      const uint32_t field = tag >> 3;
+      const uint32_t wt = tag & 7;
+      const FieldSpec spec = Spec(m, field);
+      switch (spec.kind) {
+        case Kind::kUnknown:
+          if (!SkipField(&p, end, field_start, tag)) return false;
+          continue;
+        case Kind::kVarint:
+          if (wt != kWireVarint) {
+            return WrongWireType(field_start, tag, spec.name, "varint");
+          }
+          if (!SkipField(&p, end, field_start, tag)) return false;
+          break;
+        case Kind::kFixed64:
+          if (wt != kWireFixed64) {
+            return WrongWireType(field_start, tag, spec.name, "fixed64");
+          }
+          if (!SkipField(&p, end, field_start, tag)) return false;
+          break;
+        case Kind::kBytes: {
+          if (wt != kWireLen) {
+            return WrongWireType(field_start, tag, spec.name,
+                                 "length-delimited");
+          }
+          std::string_view unused;
+          if (!ReadLen(&p, end, field_start, &unused)) return false;
+          break;
+        }
+        case Kind::kPackedVarint:
+          if (wt == kWireVarint) {
+            if (!SkipField(&p, end, field_start, tag)) return false;
+          } else if (wt == kWireLen) {
+            std::string_view packed;
+            if (!ReadLen(&p, end, field_start, &packed)) return false;
+            Ptr q = reinterpret_cast<Ptr>(packed.data());
+            Ptr qend = q + packed.size();
+            while (q < qend) {
+              uint64_t v;
+              Ptr next = ReadVarint(q, qend, &v);
+              if (next == nullptr) {
+                return VarintError(
+                    q, qend, absl::StrCat("varint in packed ", spec.name));
+              }
+              q = next;
+            }
+          } else {
+            return WrongWireType(field_start, tag, spec.name,
+                                 "varint or length-delimited");
+          }
+          break;
+        case Kind::kPackedFixed64:
+          if (wt == kWireFixed64) {
+            if (!SkipField(&p, end, field_start, tag)) return false;
+          } else if (wt == kWireLen) {
+            std::string_view packed;
+            if (!ReadLen(&p, end, field_start, &packed)) return false;
+            if (packed.size() % 8 != 0) {
+              return Fail(field_start, absl::StrCat("packed ", spec.name,
+                                                    " length ", packed.size(),
+                                                    " is not a multiple of 8"));
+            }
+          } else {
+            return WrongWireType(field_start, tag, spec.name,
+                                 "fixed64 or length-delimited");
+          }
+          break;
+        case Kind::kMessage: {
+          if (wt != kWireLen) {
+            return WrongWireType(field_start, tag, spec.name,
+                                 "length-delimited");
+          }
+          std::string_view sub;
+          if (!ReadLen(&p, end, field_start, &sub)) return false;
+          Ptr s = reinterpret_cast<Ptr>(sub.data());
+          if (!Validate(spec.sub, s, s + sub.size())) {
+            Enter(spec.name, seen[field]);
+            return false;
+          }
+          break;
+        }
+      }
+      ++seen[field];
+    }
+    return true;
+  }
+
+  // Label in a TimeSeries: the hot path, so hand-rolled for the usual
+  // "0a len name 12 len value" layout. Last occurrence wins, as in protobuf.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ParseLabel(Ptr p, Ptr end, LabelView* out) {
+    std::string_view name, value;
+    while (p < end) {
+      Ptr field_start = p;
+      uint32_t tag = 0;
+      if (ABSL_PREDICT_TRUE(*p == Tag(1, kWireLen))) {
+        ++p;
+        if (!ReadLen(&p, end, field_start, &name)) return false;
+      } else if (ABSL_PREDICT_TRUE(*p == Tag(2, kWireLen))) {
+        ++p;
+        if (!ReadLen(&p, end, field_start, &value)) return false;
+      } else {
+        if (!ReadTag(&p, end, &tag)) return false;
+        if (tag >> 3 == 1 || tag >> 3 == 2) {
+          return WrongWireType(field_start, tag,
+                               tag >> 3 == 1 ? "name" : "value",
+                               "length-delimited");
+        }
+        if (!SkipField(&p, end, field_start, tag)) return false;
+      }
+    }
+    out->name = name;
+    out->value = value;
+    return true;
+  }
+
+  // Parses one TimeSeries body into *s, appending its labels to *labels.
+  bool ParseSeries(Ptr p, Ptr end, SeriesView* s,
+                   std::vector<LabelView>* labels) {
+    const Ptr body = p;
+    Ptr rest = p;  // end of the leading run of label fields
+    bool seen_other = false;
+    bool interleaved = false;
+    uint32_t num_labels = 0;
+    uint32_t samples = 0, exemplars = 0, histograms = 0;
+    while (p < end) {
+      const Ptr field_start = p;
+      uint32_t tag = 0;
+      if (ABSL_PREDICT_TRUE(*p < 0x80)) {
+        tag = *p++;
+      } else if (!ReadTag(&p, end, &tag)) {
+        return false;
+      }
+      std::string_view sub;
+      switch (tag) {
+        case Tag(1, kWireLen): {
+          if (!ReadLen(&p, end, field_start, &sub)) return false;
+          LabelView& l = labels->emplace_back();
+          Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+          if (!ParseLabel(s0, s0 + sub.size(), &l)) {
+            Enter("labels", num_labels);
+            return false;
+          }
+          ++num_labels;
+          if (seen_other) {
+            interleaved = true;
+          } else {
+            rest = p;
+          }
+          continue;
+        }
+        case Tag(2, kWireLen): {
+          if (!ReadLen(&p, end, field_start, &sub)) return false;
+          Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+          if (!Validate(Msg::kSample, s0, s0 + sub.size())) {
+            Enter("samples", samples);
+            return false;
+          }
+          ++samples;
+          break;
+        }
+        case Tag(3, kWireLen): {
+          if (!ReadLen(&p, end, field_start, &sub)) return false;
+          Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+          if (!Validate(Msg::kExemplar, s0, s0 + sub.size())) {
+            Enter("exemplars", exemplars);
+            return false;
+          }
+          ++exemplars;
+          break;
+        }
+        case Tag(4, kWireLen): {
+          if (!ReadLen(&p, end, field_start, &sub)) return false;
+          Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+          if (!Validate(Msg::kHistogram, s0, s0 + sub.size())) {
+            Enter("histograms", histograms);
+            return false;
+          }
+          ++histograms;
+          break;
+        }
+        default: {
+          if ((tag >> 3) == 0) {
+            return Fail(field_start, "invalid field number",
+                        absl::StrCat("tag ", tag));
+          }
+          const uint32_t field = tag >> 3;
+          if (field >= 1 && field <= 4) {
+            static constexpr const char* kNames[] = {"", "labels", "samples",
+                                                     "exemplars", "histograms"};
+            return WrongWireType(field_start, tag, kNames[field],
+                                 "length-delimited");
+          }
+          if (!SkipField(&p, end, field_start, tag)) return false;
+          break;
+        }
+      }
+      seen_other = true;
+    }
+    s->num_labels = num_labels;
+    s->body = std::string_view(reinterpret_cast<const char*>(body), end - body);
+    s->samples = samples;
+    s->exemplars = exemplars;
+    s->histograms = histograms;
+    s->rest_offset = interleaved ? SeriesView::kRestUnknown
+                                 : static_cast<uint32_t>(rest - body);
+    return true;
+  }
+
+ private:
+  Ptr base_;
+  std::string path_;
+  std::string what_;
+};
+
+constexpr size_t VarintSize(uint64_t v) {
+  return static_cast<size_t>(std::bit_width(v | 1) + 6) / 7;
+}
+
+inline char* WriteVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+inline char* WriteBytes(char* p, std::string_view s) {
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+// Size of a Label message as protoc/Go encode it: empty fields omitted.
+inline size_t LabelSize(const LabelView& l) {
+  size_t n = 0;
+  if (!l.name.empty()) n += 1 + VarintSize(l.name.size()) + l.name.size();
+  if (!l.value.empty()) n += 1 + VarintSize(l.value.size()) + l.value.size();
+  return n;
+}
+
+// Calls fn(field_bytes) for every field of `body` that is not a label, in
+// order. Stops quietly at anything malformed: bodies given to the encoder
+// come from a successful Parse().
+template <typename Fn>
+void ForEachNonLabelField(std::string_view body, Fn fn) {
+  Ptr p = reinterpret_cast<Ptr>(body.data());
+  Ptr end = p + body.size();
+  while (p < end) {
+    Ptr start = p;
+    uint64_t tag;
+    p = ReadVarint(p, end, &tag);
+    if (p == nullptr) return;
+    uint64_t v;
+    switch (tag & 7) {
+      case kWireVarint:
+        p = ReadVarint(p, end, &v);
+        if (p == nullptr) return;
+        break;
+      case kWireFixed64:
+        if (end - p < 8) return;
+        p += 8;
+        break;
+      case kWireLen:
+        p = ReadVarint(p, end, &v);
+        if (p == nullptr || v > static_cast<uint64_t>(end - p)) return;
+        p += v;
+        break;
+      case kWireFixed32:
+        if (end - p < 4) return;
+        p += 4;
+        break;
+      default:
+        return;
+    }
+    if (tag != Tag(1, kWireLen)) {
+      fn(std::string_view(reinterpret_cast<const char*>(start), p - start));
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status WriteRequestView::Parse(std::string_view buf) {
+  series_.clear();
+  labels_.clear();
+  metadata_.clear();
+  total_samples_ = 0;
+  Parser parser(buf);
+  auto fail = [&]() {
+    series_.clear();
+    labels_.clear();
+    metadata_.clear();
+    total_samples_ = 0;
+    return parser.Error();
+  };
+  if (buf.size() >= UINT32_MAX) {
+    return absl::InvalidArgumentError("request of 4 GiB or more");
+  }
+  Ptr p = reinterpret_cast<Ptr>(buf.data());
+  const Ptr end = p + buf.size();
+  uint64_t total = 0;
+  while (p < end) {
+    const Ptr field_start = p;
+    uint32_t tag = 0;
+    if (ABSL_PREDICT_TRUE(*p < 0x80)) {
+      tag = *p++;
+    } else if (!parser.ReadTag(&p, end, &tag)) {
+      return fail();
+    }
+    std::string_view sub;
+    if (ABSL_PREDICT_TRUE(tag == Tag(1, kWireLen))) {
+      if (!parser.ReadLen(&p, end, field_start, &sub)) return fail();
+      SeriesView& s = series_.emplace_back();
+      s.first_label = static_cast<uint32_t>(labels_.size());
+      Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+      if (!parser.ParseSeries(s0, s0 + sub.size(), &s, &labels_)) {
+        parser.Enter("timeseries", series_.size() - 1);
+        return fail();
+      }
+      total += s.samples + s.histograms;
+    } else if (tag == Tag(3, kWireLen)) {
+      if (!parser.ReadLen(&p, end, field_start, &sub)) return fail();
+      Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+      if (!parser.Validate(Msg::kMetadata, s0, s0 + sub.size())) {
+        parser.Enter("metadata", metadata_.size());
+        return fail();
+      }
+      metadata_.push_back(sub);
+    } else {
+      if ((tag >> 3) == 0) {
+        parser.Fail(field_start, "invalid field number",
+                    absl::StrCat("tag ", tag));
+        return fail();
+      }
+      if (tag >> 3 == 1 || tag >> 3 == 3) {
+        parser.WrongWireType(field_start, tag,
+                             tag >> 3 == 1 ? "timeseries" : "metadata",
+                             "length-delimited");
+        return fail();
+      }
+      if (!parser.SkipField(&p, end, field_start, tag)) return fail();
+    }
+  }
+  total_samples_ = total;
+  return absl::OkStatus();
+}
+
+void WriteRequestEncoder::AddSeries(absl::Span<const LabelView> labels,
+                                    const SeriesView& original) {
+  const std::string_view body = original.body;
+  const bool contiguous = original.rest_offset != SeriesView::kRestUnknown &&
+                          original.rest_offset <= body.size();
+  std::string_view rest;
+  size_t rest_size = 0;
+  if (contiguous) {
+    rest = body.substr(original.rest_offset);
+    rest_size = rest.size();
+  } else {
+    ForEachNonLabelField(body,
+                         [&](std::string_view f) { rest_size += f.size(); });
+  }
+  size_t body_size = rest_size;
+  for (const LabelView& l : labels) {
+    const size_t n = LabelSize(l);
+    body_size += 1 + VarintSize(n) + n;
+  }
+  const size_t old = buf_.size();
+  buf_.resize(old + 1 + VarintSize(body_size) + body_size);
+  char* p = buf_.data() + old;
+  *p++ = static_cast<char>(Tag(1, kWireLen));
+  p = WriteVarint(p, body_size);
+  for (const LabelView& l : labels) {
+    *p++ = static_cast<char>(Tag(1, kWireLen));
+    p = WriteVarint(p, LabelSize(l));
+    if (!l.name.empty()) {
+      *p++ = static_cast<char>(Tag(1, kWireLen));
+      p = WriteVarint(p, l.name.size());
+      p = WriteBytes(p, l.name);
+    }
+    if (!l.value.empty()) {
+      *p++ = static_cast<char>(Tag(2, kWireLen));
+      p = WriteVarint(p, l.value.size());
+      p = WriteBytes(p, l.value);
+    }
+  }
+  if (contiguous) {
+    p = WriteBytes(p, rest);
+  } else {
+    ForEachNonLabelField(body,
+                         [&](std::string_view f) { p = WriteBytes(p, f); });
+  }
+}
+
+void WriteRequestEncoder::AddRawSeries(std::string_view body) {
+  char head[1 + 10];
+  head[0] = static_cast<char>(Tag(1, kWireLen));
+  char* e = WriteVarint(head + 1, body.size());
+  buf_.append(head, e - head);
+  buf_.append(body);
+}
+
+void WriteRequestEncoder::AddMetadata(std::string_view raw) {
+  char head[1 + 10];
+  head[0] = static_cast<char>(Tag(3, kWireLen));
+  char* e = WriteVarint(head + 1, raw.size());
+  buf_.append(head, e - head);
+  buf_.append(raw);
+}
+
+}  // namespace promrelay::wire
