@@ -4,6 +4,7 @@
 #define PROMRELAY_PROXY_METRICS_METRICS_H_
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <map>
@@ -17,7 +18,9 @@ namespace promrelay::metrics {
 
 class Counter {
  public:
-  void Inc(double delta = 1) { value_.fetch_add(delta, std::memory_order_relaxed); }
+  void Inc(double delta = 1) {
+    value_.fetch_add(delta, std::memory_order_relaxed);
+  }
   double Value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -64,7 +67,8 @@ enum class Type { kCounter, kGauge, kHistogram };
 template <typename M>
 class Family {
  public:
-  Family(std::string name, std::string help, std::vector<std::string> label_names,
+  Family(std::string name, std::string help,
+         std::vector<std::string> label_names,
          std::function<std::unique_ptr<M>()> make)
       : name_(std::move(name)),
         help_(std::move(help)),
@@ -112,11 +116,15 @@ class Registry {
                               std::vector<std::string> label_names = {});
   Family<Gauge>& AddGauge(std::string name, std::string help,
                           std::vector<std::string> label_names = {});
-  Family<Histogram>& AddHistogram(std::string name, std::string help,
-                                  std::vector<std::string> label_names = {},
-                                  std::vector<double> upper_bounds = DurationBuckets());
+  Family<Histogram>& AddHistogram(
+      std::string name, std::string help,
+      std::vector<std::string> label_names = {},
+      std::vector<double> upper_bounds = DurationBuckets());
   // Runs before every exposition, e.g. to refresh gauges read from a queue.
-  void AddRefresher(std::function<void()> refresh);
+  // Returns an id for RemoveRefresher (call it before whatever the refresher
+  // reads is destroyed).
+  uint64_t AddRefresher(std::function<void()> refresh);
+  void RemoveRefresher(uint64_t id);
 
   // Prometheus text exposition format 0.0.4, families sorted by name.
   std::string Expose() const;
