@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
@@ -20,10 +21,14 @@ namespace promrelay::relabel {
 struct Label {
   std::string_view name;
   std::string_view value;
+  friend bool operator==(const Label&, const Label&) = default;
 };
 
 // How label names are validated (Prometheus metric_name_validation_scheme).
 enum class NameScheme { kUtf8, kLegacy };
+
+// kUtf8: non-empty valid UTF-8. kLegacy: [a-zA-Z_][a-zA-Z0-9_]*.
+bool IsValidLabelName(std::string_view name, NameScheme scheme);
 
 // One rule as written in YAML. Presence is kept because Prometheus tells an
 // omitted key (default), an explicit "" and a YAML null (zero value) apart:
@@ -79,9 +84,20 @@ class RuleSet {
   // with InvalidArgument "[N].<field>: <why>" (N = the rule's index).
   static absl::StatusOr<RuleSet> Compile(absl::Span<const RuleSpec> specs,
                                          NameScheme scheme);
+  struct Options {
+    // Off: every regex match goes through RE2 (tests and benchmarks compare
+    // the literal/prefix/match-all fast paths against it).
+    bool regex_fast_paths = true;
+  };
+  static absl::StatusOr<RuleSet> Compile(absl::Span<const RuleSpec> specs,
+                                         NameScheme scheme,
+                                         const Options& options);
 
   // Runs every rule on `labels`. Returns false when a rule dropped the series
-  // or no label is left; the builder then holds an unspecified state.
+  // or no label is left; the builder then holds an unspecified state. On
+  // true, labels.Result() is the relabeled set. Names and values in it may
+  // point into this RuleSet (literal target labels and replacements), so
+  // the RuleSet must outlive the use of that result.
   bool Apply(LabelBuilder& labels) const;
 
   size_t size() const;
@@ -89,6 +105,10 @@ class RuleSet {
 
  private:
   struct Rule;
+  friend absl::Status ValidateRule(const RuleSpec& spec, NameScheme scheme);
+  static absl::StatusOr<std::shared_ptr<const Rule>> CompileRule(
+      const RuleSpec& spec, NameScheme scheme, bool fast_paths);
+  static absl::Status ValidateOne(const RuleSpec& spec, NameScheme scheme);
   std::vector<std::shared_ptr<const Rule>> rules_;
 };
 
