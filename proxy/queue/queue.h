@@ -1,5 +1,6 @@
 // The per-destination-shard FIFO of ready-to-send remote_write payloads,
 // behind one interface so memory and disk implementations are swappable.
+// The disk implementation lives in proxy/queue/disk_queue.h.
 #ifndef PROMRELAY_PROXY_QUEUE_QUEUE_H_
 #define PROMRELAY_PROXY_QUEUE_QUEUE_H_
 
@@ -21,43 +22,76 @@ struct Record {
   std::string payload;
   uint32_t samples = 0;  // samples + native histograms in payload
   uint32_t series = 0;
+  // 0 means "now": Append() stamps it. Drives batch_deadline and
+  // promrelay_queue_oldest_age_seconds.
   int64_t enqueue_unix_nanos = 0;
 };
 
 struct Stats {
-  uint64_t bytes = 0;    // payload bytes queued (on disk: file bytes)
+  // Bytes counted against max_bytes. Memory: payload bytes. Disk: encoded
+  // record bytes (header + payload) between the read position and the end.
+  uint64_t bytes = 0;
   uint64_t records = 0;
   uint64_t samples = 0;
   int64_t oldest_enqueue_unix_nanos = 0;  // 0 when empty
-  uint64_t segments = 0;                  // disk only
+
+  // Disk only (always 0 for the memory queue). Counters are cumulative since
+  // the queue was opened and include what recovery found at open.
+  uint64_t segments = 0;         // segment files on disk
+  uint64_t disk_bytes = 0;       // sum of segment file sizes
+  uint64_t fsyncs = 0;           // fdatasync calls on segment files
+  double fsync_seconds = 0;      // total time spent in them
+  uint64_t checkpoints = 0;      // read-position checkpoint writes
+  uint64_t corrupt_records = 0;  // damaged regions skipped
+  uint64_t corrupt_bytes = 0;    // bytes in those regions
+  uint64_t corrupt_samples = 0;  // samples lost with them, when known
+  uint64_t truncated_bytes = 0;  // torn tail cut off at open
+  uint64_t dropped_records = 0;  // by on_full: drop_oldest
+  uint64_t dropped_samples = 0;  // by on_full: drop_oldest
 };
 
 enum class OnFull { kReject, kDropOldest };
 
 // Many producers (request handlers), one consumer (the shard's sender).
+//
+// Records are numbered in append order. Read() hands out a prefix of the
+// queue without removing it; Commit(n) removes the first n records of the
+// most recent Read(). drop_oldest removes records from the front, which may
+// include records a Read() has handed out: Commit() then removes only what
+// is still queued, never a record the consumer has not been given. Such a
+// record is counted as dropped even if the in-flight send then delivers it,
+// so dropped counts are an upper bound.
 class Queue {
  public:
   virtual ~Queue() = default;
 
   // Appends all of `records` or none. When the bound would be exceeded:
   // with kReject returns ResourceExhausted; with kDropOldest drops the oldest
-  // unread records to make room and adds their samples to *dropped_samples.
+  // records to make room and adds their samples to *dropped_samples
+  // (may be null). Records that together exceed the whole bound can never
+  // fit: InvalidArgument. After Close(): Unavailable.
   // Returns once the records are as durable as the queue's policy promises.
   virtual absl::Status Append(std::vector<Record> records,
                               uint64_t* dropped_samples) = 0;
 
   // Waits until at least `max_samples` samples are queued, or the oldest
-  // queued record is `batch_deadline` old, or `wait` has passed, then returns
-  // the front records whose samples add up to at most `max_samples` (always
-  // at least one record when any is queued; possibly none after `wait`).
+  // queued record is `batch_deadline` old, or `wait` has passed, or the
+  // queue is closed, then returns the front records whose samples add up to
+  // at most `max_samples` and whose payloads add up to at most
+  // kMaxReadPayloadBytes (always at least one record when any is queued;
+  // possibly none after `wait`). Once closed it does not wait, and returns
+  // Unavailable when nothing is left, so a draining sender knows to stop.
   // The records stay queued: a later call returns them again until Commit().
-  virtual absl::StatusOr<std::vector<Record>> Read(size_t max_samples,
-                                                   absl::Duration batch_deadline,
-                                                   absl::Duration wait) = 0;
+  virtual absl::StatusOr<std::vector<Record>> Read(
+      size_t max_samples, absl::Duration batch_deadline,
+      absl::Duration wait) = 0;
 
-  // Removes the first `count` records (the destination accepted them, or
-  // they were dropped and counted). With a disk queue this commits the read
-  // position durably.
+  // Removes the first `count` records returned by the last Read() (the
+  // destination accepted them, or they were dropped and counted); several
+  // Commits may split one Read. More than the last Read handed out and not
+  // yet committed is FailedPrecondition and removes nothing. With a disk
+  // queue this also moves the durable read position (see disk_queue.h).
+  // Works after Close(), so a sender can drain.
   virtual absl::Status Commit(size_t count) = 0;
 
   virtual Stats GetStats() const = 0;
@@ -67,6 +101,11 @@ class Queue {
   virtual void Close() = 0;
 };
 
+// A Read() stops adding records once their payloads reach this size, so one
+// send stays well under common receivers' body limits.
+inline constexpr uint64_t kMaxReadPayloadBytes = 16ull << 20;
+
+// `max_bytes` bounds the payload bytes held.
 std::unique_ptr<Queue> NewMemoryQueue(uint64_t max_bytes, OnFull on_full);
 
 }  // namespace promrelay::queue

@@ -1,0 +1,164 @@
+// The in-memory Queue: used when a destination has no `storage` key.
+#include <algorithm>
+#include <deque>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "proxy/queue/queue.h"
+
+namespace promrelay::queue {
+namespace {
+
+class MemoryQueue final : public Queue {
+ public:
+  MemoryQueue(uint64_t max_bytes, OnFull on_full)
+      : max_bytes_(max_bytes), on_full_(on_full) {}
+
+  absl::Status Append(std::vector<Record> records,
+                      uint64_t* dropped_samples) override {
+    if (records.empty()) return absl::OkStatus();
+    uint64_t add_bytes = 0;
+    const int64_t now = absl::ToUnixNanos(absl::Now());
+    for (Record& r : records) {
+      add_bytes += r.payload.size();
+      if (r.enqueue_unix_nanos == 0) r.enqueue_unix_nanos = now;
+    }
+    absl::MutexLock lock(&mu_);
+    if (closed_) return absl::UnavailableError("queue closed");
+    if (add_bytes > max_bytes_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "records of ", add_bytes, " bytes exceed the whole queue bound of ",
+          max_bytes_, " bytes"));
+    }
+    if (bytes_ + add_bytes > max_bytes_) {
+      if (on_full_ == OnFull::kReject) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "queue full (", bytes_, " of ", max_bytes_, " bytes used)"));
+      }
+      uint64_t dropped = 0;
+      while (bytes_ + add_bytes > max_bytes_ && !q_.empty()) {
+        dropped += q_.front().samples;
+        PopFront();
+        ++dropped_records_;
+      }
+      dropped_samples_ += dropped;
+      if (dropped_samples != nullptr) *dropped_samples += dropped;
+    }
+    const bool was_empty = q_.empty();
+    for (Record& r : records) {
+      bytes_ += r.payload.size();
+      samples_ += r.samples;
+      q_.push_back(std::move(r));
+    }
+    // The consumer sleeps until its sample target or the oldest record's
+    // deadline; only those two can change what it waits for.
+    if (was_empty || samples_ >= reader_target_samples_) cv_.Signal();
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<Record>> Read(size_t max_samples,
+                                           absl::Duration batch_deadline,
+                                           absl::Duration wait) override {
+    const absl::Time wait_until = absl::Now() + wait;
+    absl::MutexLock lock(&mu_);
+    reader_target_samples_ = std::max<uint64_t>(max_samples, 1);
+    while (!closed_) {
+      absl::Time wake = wait_until;
+      if (!q_.empty()) {
+        if (samples_ >= max_samples) break;
+        const absl::Time due =
+            absl::FromUnixNanos(q_.front().enqueue_unix_nanos) + batch_deadline;
+        wake = std::min(wake, due);
+      }
+      if (absl::Now() >= wake) break;
+      cv_.WaitWithDeadline(&mu_, wake);
+    }
+    reader_target_samples_ = UINT64_MAX;
+    if (closed_ && q_.empty()) return absl::UnavailableError("queue closed");
+
+    std::vector<Record> out;
+    uint64_t samples = 0, bytes = 0;
+    for (const Record& r : q_) {
+      if (!out.empty() && (samples + r.samples > max_samples ||
+                           bytes + r.payload.size() > kMaxReadPayloadBytes)) {
+        break;
+      }
+      samples += r.samples;
+      bytes += r.payload.size();
+      out.push_back(r);
+    }
+    read_begin_ = head_seq_;
+    read_end_ = head_seq_ + out.size();
+    return out;
+  }
+
+  absl::Status Commit(size_t count) override {
+    absl::MutexLock lock(&mu_);
+    if (count > read_end_ - read_begin_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Commit(", count, ") but the last Read handed out only ",
+                       read_end_ - read_begin_, " uncommitted records"));
+    }
+    read_begin_ += count;
+    // Records dropped meanwhile (drop_oldest) are already gone: seq numbers
+    // make sure only records the reader was given are removed.
+    while (head_seq_ < read_begin_ && !q_.empty()) PopFront();
+    return absl::OkStatus();
+  }
+
+  Stats GetStats() const override {
+    absl::MutexLock lock(&mu_);
+    Stats s;
+    s.bytes = bytes_;
+    s.records = q_.size();
+    s.samples = samples_;
+    s.oldest_enqueue_unix_nanos =
+        q_.empty() ? 0 : q_.front().enqueue_unix_nanos;
+    s.dropped_records = dropped_records_;
+    s.dropped_samples = dropped_samples_;
+    return s;
+  }
+
+  void Close() override {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    cv_.SignalAll();
+  }
+
+ private:
+  void PopFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    bytes_ -= q_.front().payload.size();
+    samples_ -= q_.front().samples;
+    q_.pop_front();
+    ++head_seq_;
+  }
+
+  const uint64_t max_bytes_;
+  const OnFull on_full_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;  // the consumer waits here
+  std::deque<Record> q_ ABSL_GUARDED_BY(mu_);
+  uint64_t head_seq_ ABSL_GUARDED_BY(mu_) = 0;  // number of q_.front()
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t samples_ ABSL_GUARDED_BY(mu_) = 0;
+  // [read_begin_, read_end_): records handed out by the last Read() and
+  // not yet committed, by sequence number.
+  uint64_t read_begin_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t read_end_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t reader_target_samples_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
+  uint64_t dropped_records_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_samples_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Queue> NewMemoryQueue(uint64_t max_bytes, OnFull on_full) {
+  return std::make_unique<MemoryQueue>(max_bytes, on_full);
+}
+
+}  // namespace promrelay::queue
