@@ -682,7 +682,8 @@ class PrometheusReceiver:
 
 
 class VMAgent:
-    def __init__(self, env, name, remote_write_urls, scrape_config=None, extra_args=()):
+    def __init__(self, env, name, remote_write_urls, scrape_config=None, extra_args=(),
+                 queues=1):
         self.env = env
         self.name = name
         self.port = free_port()
@@ -692,6 +693,11 @@ class VMAgent:
                 "-httpListenAddr=127.0.0.1:%d" % self.port,
                 "-remoteWrite.tmpDataPath=" + self.tmp,
                 "-remoteWrite.flushInterval=200ms",
+                # vmagent's default of 2 x cores concurrent senders can put
+                # a series' samples out of order across requests, and
+                # Prometheus-compatible sinks reject that with a 400: one
+                # queue keeps the order the tests' exact checks rely on.
+                "-remoteWrite.queues=%d" % queues,
                 "-loggerLevel=WARN",
                 "-http.shutdownDelay=0s"]
         for url in remote_write_urls:

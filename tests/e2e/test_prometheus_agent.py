@@ -15,7 +15,7 @@ import time
 import harness
 import starform
 
-RUN_SECONDS = 8
+SCRAPES = 5
 
 
 def split_truth(truth):
@@ -68,7 +68,11 @@ def test_prometheus_agent():
         start_s = time.time()
         sender = env.start_prometheus_agent(relay.write_url, scrape_configs)
 
-        time.sleep(RUN_SECONDS)
+        # Prometheus' discovery hands targets to the scrapers after ~5s; then
+        # let every job be scraped a few times.
+        harness.wait_for(lambda: all(server.scrapes.get(j, 0) >= SCRAPES
+                                     for j in starform.ALL_JOBS), 60,
+                         what="%d scrapes of every job" % SCRAPES)
         # A closed window: everything the sender scraped up to `cut`.
         cut_s = math.floor(time.time() - 1.5)
         cut_ms = cut_s * 1000
