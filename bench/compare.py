@@ -1,0 +1,551 @@
+#!/usr/bin/env python3
+"""Side-by-side load benchmark: promrelay vs vmagent doing the Starform split.
+
+In one run, against the same blackhole sink and the same generated payloads,
+each proxy gets: a warm-up, a closed-loop phase (maximum accepted samples/s;
+CPU seconds per million samples from /proc/<pid>/stat), and an open-loop
+phase at half of promrelay's maximum (client latency p50/p99). After every
+phase the sink must hold exactly what the generator says each destination
+should receive (sample counts and an order-independent fingerprint of labels,
+timestamps and values), with no malformed request and no tenant label on the
+platform destination. Any loss, duplicate, malformed body or request error
+fails the run (exit 1); speed never does.
+
+Run through bench/compare.sh; see --help.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLATFORM_JOBS = "shuttle|node-exporter|kube-state-metrics|envoy-self"
+TENANT_LABELS = ["project_id", "service_id", "workspace_id"]
+PLATFORM_PATH = "/grafana/api/prom/push"
+CUSTOMER_PATH = "/victoriametrics/api/v1/write"
+
+PROCS = []  # every process this script started, killed on exit
+
+
+def log(msg):
+    print(f"[compare] {msg}", file=sys.stderr, flush=True)
+
+
+def kill_all():
+    for p in PROCS:
+        if p.poll() is None:
+            try:
+                p.terminate()
+            except OSError:
+                pass
+    deadline = time.time() + 5
+    for p in PROCS:
+        if p.poll() is None:
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def on_signal(signum, _frame):
+    kill_all()
+    sys.exit(128 + signum)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def wait_ready(proc, url, timeout, logfile):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"exited with code {proc.returncode} before becoming ready; "
+                f"log tail:\n{tail(logfile)}")
+        try:
+            status, _ = http_get(url, timeout=1)
+            if status == 200:
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"not ready at {url} after {timeout}s; log tail:\n"
+                       f"{tail(logfile)}")
+
+
+def tail(path, n=20):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # Fields after the command: state is [0], utime [11], stime [12].
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024  # kB
+    return 0
+
+
+class Sink:
+    def __init__(self, binary, workdir):
+        self.port_file = os.path.join(workdir, "blackhole.port")
+        self.logfile = os.path.join(workdir, "blackhole.log")
+        self.proc = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--port-file", self.port_file,
+             "--watch-labels", ",".join(TENANT_LABELS)],
+            stdout=open(self.logfile, "w"), stderr=subprocess.STDOUT)
+        PROCS.append(self.proc)
+        deadline = time.time() + 10
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("blackhole did not start:\n" +
+                                   tail(self.logfile))
+            time.sleep(0.05)
+        with open(self.port_file) as f:
+            self.port = int(f.read().strip())
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def url(self, path):
+        return self.base + path
+
+    def stats(self):
+        _, body = http_get(self.base + "/stats")
+        paths = json.loads(body)["paths"]
+        return {p: paths.get(p, {}) for p in (PLATFORM_PATH, CUSTOMER_PATH)}
+
+
+def delta(after, before):
+    out = {}
+    for path in after:
+        a, b = after[path], before.get(path, {})
+        d = {}
+        for k in ("requests", "malformed", "series", "samples", "histograms",
+                  "watched_label_series"):
+            d[k] = a.get(k, 0) - b.get(k, 0)
+        d["hash"] = (int(a.get("hash", "0"), 16) -
+                     int(b.get("hash", "0"), 16)) % (1 << 64)
+        d["last_error"] = a.get("last_error", "")
+        out[path] = d
+    return out
+
+
+def expected_by_path(lg):
+    e = lg["expected"]
+    return {PLATFORM_PATH: e["platform"], CUSTOMER_PATH: e["customer"]}
+
+
+def wait_drained(sink, before, want, timeout):
+    """Waits until the sink holds `want` samples per path; returns the delta
+    and the seconds it took after the load stopped."""
+    t0 = time.time()
+    while True:
+        d = delta(sink.stats(), before)
+        done = all(d[p]["samples"] >= want[p]["samples"] for p in want)
+        if done or time.time() - t0 > timeout:
+            # Let a late duplicate show up before judging.
+            if done:
+                time.sleep(0.3)
+                d = delta(sink.stats(), before)
+            return d, time.time() - t0
+        time.sleep(0.1)
+
+
+def verify(d, want, lg, label):
+    """Returns a list of problems (empty when the phase was exact)."""
+    problems = []
+    if lg["errors_total"]:
+        problems.append(f"{label}: {lg['errors_total']} request errors "
+                        f"{lg['errors']} (first: {lg['first_error']})")
+    for path, name in ((PLATFORM_PATH, "platform"), (CUSTOMER_PATH, "customer")):
+        got, exp = d[path], want[path]
+        if got["malformed"]:
+            problems.append(f"{label}: {name} sink got {got['malformed']} "
+                            f"malformed requests ({got['last_error']})")
+        if got["samples"] != exp["samples"]:
+            kind = "lost" if got["samples"] < exp["samples"] else "duplicated"
+            problems.append(
+                f"{label}: {name} sink got {got['samples']} samples, expected "
+                f"{exp['samples']} ({kind} {abs(exp['samples'] - got['samples'])})")
+        elif got["hash"] != int(exp["hash"], 16):
+            problems.append(f"{label}: {name} sink fingerprint mismatch: the "
+                            "samples' labels, timestamps or values differ")
+    if d[PLATFORM_PATH]["watched_label_series"]:
+        problems.append(f"{label}: {d[PLATFORM_PATH]['watched_label_series']} "
+                        "platform series still carried a tenant label")
+    return problems
+
+
+def run_loadgen(args, url, extra, outfile):
+    cmd = [args.loadgen, "--url", url, "--series", str(args.series),
+           "--rounds", str(args.rounds), "--start-ts", str(args.start_ts),
+           "-q", "--out", outfile] + extra
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True, timeout=args.duration * 4 + 300)
+    if r.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({r.returncode}): {r.stderr}")
+    with open(outfile) as f:
+        return json.load(f)
+
+
+def write_configs(workdir, sink, port):
+    rules_platform = (
+        f"- source_labels: [job]\n  regex: {PLATFORM_JOBS}\n  action: keep\n"
+        f"- regex: {'|'.join(TENANT_LABELS)}\n  action: labeldrop\n")
+    rules_customer = (
+        f"- source_labels: [job]\n  regex: {PLATFORM_JOBS}\n  action: drop\n")
+    p1 = os.path.join(workdir, "vmagent-platform.yml")
+    p2 = os.path.join(workdir, "vmagent-customer.yml")
+    with open(p1, "w") as f:
+        f.write(rules_platform)
+    with open(p2, "w") as f:
+        f.write(rules_customer)
+    indent = lambda s: "".join("      " + l + "\n" for l in s.splitlines())
+    cfg = os.path.join(workdir, "promrelay.yml")
+    with open(cfg, "w") as f:
+        f.write(
+            "# Generated by bench/compare.py: the Starform split, memory queues.\n"
+            "server:\n"
+            f"  listen_address: 127.0.0.1:{port}\n"
+            "remote_write:\n"
+            "  - name: grafana-cloud\n"
+            f"    url: {sink.url(PLATFORM_PATH)}\n"
+            "    write_relabel_configs:\n" + indent(rules_platform) +
+            f"    forbidden_labels: [{', '.join(TENANT_LABELS)}]\n"
+            "    queue_config: {batch_send_deadline: 1s}\n"
+            "  - name: victoriametrics\n"
+            f"    url: {sink.url(CUSTOMER_PATH)}\n"
+            "    write_relabel_configs:\n" + indent(rules_customer) +
+            "    queue_config: {batch_send_deadline: 1s}\n")
+    return cfg, p1, p2
+
+
+def promrelay_usable(args, cfg):
+    """(ok, reason): can `promrelay --config` run here?"""
+    if not args.promrelay or not os.path.exists(args.promrelay):
+        return False, f"binary not built ({args.promrelay or 'not found'})"
+    try:
+        r = subprocess.run([args.promrelay, "check-config", "--config", cfg],
+                           capture_output=True, text=True, timeout=30)
+    except OSError as e:
+        return False, f"cannot run: {e}"
+    if r.returncode != 0:
+        return False, ("check-config rejected the bench config: " +
+                       (r.stdout + r.stderr).strip()[:500])
+    return True, ""
+
+
+def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
+    logfile = os.path.join(workdir, f"{name}.log")
+    log(f"{name}: starting: {' '.join(cmd)}")
+    proc = subprocess.Popen(cmd, stdout=open(logfile, "w"),
+                            stderr=subprocess.STDOUT, cwd=workdir)
+    PROCS.append(proc)
+    res = {"name": name, "problems": []}
+    try:
+        wait_ready(proc, ready_url, 30, logfile)
+        pid = proc.pid
+        rss_idle = proc_status(pid, "VmRSS")
+
+        def phase(label, extra):
+            before = sink.stats()
+            cpu0, t0 = cpu_seconds(pid), time.time()
+            lg = run_loadgen(args, ingest_url, extra,
+                             os.path.join(workdir, f"{name}-{label}.json"))
+            load_s = time.time() - t0
+            want = expected_by_path(lg)
+            d, drain_s = wait_drained(sink, before, want, args.drain_timeout)
+            cpu1 = cpu_seconds(pid)
+            problems = verify(d, want, lg, f"{name}/{label}")
+            res["problems"] += problems
+            samples = lg["samples_sent"]
+            out = {
+                "loadgen": lg,
+                "sink": {("platform" if p == PLATFORM_PATH else "customer"):
+                         {k: (f"{v:016x}" if k == "hash" else v)
+                          for k, v in d[p].items()} for p in d},
+                "cpu_s": cpu1 - cpu0,
+                "cpu_s_per_million": ((cpu1 - cpu0) / samples * 1e6
+                                      if samples else None),
+                "drain_s": drain_s,
+                "delivered_samples_per_s": samples / (load_s + drain_s)
+                                           if samples else 0,
+                "rss_bytes": proc_status(pid, "VmRSS"),
+                "verified": not problems,
+            }
+            log(f"{name}/{label}: {lg['samples_per_s']:.0f} samples/s accepted, "
+                f"cpu {out['cpu_s']:.2f}s "
+                f"({out['cpu_s_per_million'] or 0:.3f} s/M), p50 "
+                f"{lg['latency_ms']['p50']:.2f} ms, p99 "
+                f"{lg['latency_ms']['p99']:.2f} ms, drained in {drain_s:.1f}s, "
+                f"{'OK' if not problems else 'FAILED: ' + '; '.join(problems)}")
+            return out
+
+        res["warmup"] = phase("warmup", ["-c", str(args.concurrency), "-d",
+                                         f"{args.warmup}s"])
+        res["max"] = phase("max", ["-c", str(args.concurrency), "-d",
+                                   f"{args.duration}s"])
+        if rate_rps is None:
+            # promrelay missing: the fixed rate is half of this proxy's max.
+            rate_rps = res["max"]["loadgen"]["requests_per_s"] / 2
+        res["rate_rps"] = rate_rps
+        res["rated"] = phase("rated", ["-c", str(args.rate_concurrency),
+                                       "-rate", f"{rate_rps:.3f}", "-d",
+                                       f"{args.duration}s"])
+        res["peak_rss_bytes"] = proc_status(pid, "VmHWM")
+        res["idle_rss_bytes"] = rss_idle
+        res["cpu_s_total"] = cpu_seconds(pid)
+    except Exception as e:  # report, keep going with the other proxy
+        res["problems"].append(f"{name}: {e}")
+        log(f"{name}: FAILED: {e}")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if args.out:
+            shutil.copy(logfile, os.path.join(args.out, f"{name}.log"))
+    return res
+
+
+def fmt(v, spec):
+    return "n/a" if v is None else format(v, spec)
+
+
+def ratio(a, b, spec=".2f"):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return format(a / b, spec) + "×"
+
+
+def table(results, args):
+    pr, vm = results.get("promrelay"), results.get("vmagent")
+
+    def get(r, *path):
+        try:
+            for p in path:
+                r = r[p]
+            return r
+        except (KeyError, TypeError):
+            return None
+
+    rate_samples = None
+    for r in (pr, vm):
+        if get(r, "rate_rps") is not None:
+            rate_samples = r["rate_rps"] * args.batch
+            break
+    rows = [
+        ("accepted samples/s (closed loop, c=%d)" % args.concurrency,
+         lambda r: get(r, "max", "loadgen", "samples_per_s"), ",.0f"),
+        ("delivered samples/s (incl. drain)",
+         lambda r: get(r, "max", "delivered_samples_per_s"), ",.0f"),
+        ("CPU s per 1M samples (= µs/sample)",
+         lambda r: get(r, "max", "cpu_s_per_million"), ".3f"),
+        ("peak RSS MiB", lambda r: get(r, "peak_rss_bytes") / 2**20
+         if get(r, "peak_rss_bytes") else None, ".1f"),
+        ("p50 latency ms @ %s samples/s" % fmt(rate_samples, ",.0f"),
+         lambda r: get(r, "rated", "loadgen", "latency_ms", "p50"), ".2f"),
+        ("p99 latency ms @ same rate",
+         lambda r: get(r, "rated", "loadgen", "latency_ms", "p99"), ".2f"),
+        ("p99 latency ms (closed loop)",
+         lambda r: get(r, "max", "loadgen", "latency_ms", "p99"), ".2f"),
+    ]
+    lines = ["| metric | promrelay | vmagent | promrelay/vmagent |",
+             "|---|---:|---:|---:|"]
+    for title, f, spec in rows:
+        a = f(pr) if pr else None
+        b = f(vm) if vm else None
+        lines.append(f"| {title} | {fmt(a, spec)} | {fmt(b, spec)} | "
+                     f"{ratio(a, b)} |")
+    for name, r in (("promrelay", pr), ("vmagent", vm)):
+        if r is None:
+            continue
+        status = "exact" if not r["problems"] else "FAILED"
+        lines.append(f"| {name} delivery check | {status} |  |  |"
+                     if name == "promrelay" else
+                     f"| {name} delivery check |  | {status} |  |")
+    return "\n".join(lines)
+
+
+def find_tool(build_dir, name):
+    for d in [os.path.join(build_dir, "bench")] + sorted(
+            os.path.join(ROOT, x, "bench") for x in os.listdir(ROOT)
+            if x.startswith("build")):
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="promrelay vs vmagent on the Starform split "
+                    "(bench/compare.sh)")
+    ap.add_argument("--duration", type=float, default=20,
+                    help="seconds per measured phase (default 20)")
+    ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--series", type=int, default=100000,
+                    help="distinct series (default 100000)")
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=2000,
+                    help="series per request (loadgen default)")
+    ap.add_argument("--concurrency", "-c", type=int, default=4)
+    ap.add_argument("--rate-concurrency", type=int, default=16)
+    ap.add_argument("--quick", action="store_true",
+                    help="CI mode: 20k series, 5 s phases, under 60 s total")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--promrelay", help="promrelay binary "
+                    "(default <build-dir>/promrelay)")
+    ap.add_argument("--vmagent", default=shutil.which("vmagent"))
+    ap.add_argument("--only", choices=["promrelay", "vmagent"])
+    ap.add_argument("--require-promrelay", action="store_true",
+                    help="fail when promrelay cannot run (CI)")
+    ap.add_argument("--drain-timeout", type=float, default=60)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
+    args = ap.parse_args()
+    if args.quick:
+        args.duration = min(args.duration, 5)
+        args.warmup = 1
+        args.series = min(args.series, 20000)
+        args.rounds = 2
+        args.drain_timeout = min(args.drain_timeout, 20)
+    if args.promrelay is None:
+        args.promrelay = os.path.join(args.build_dir, "promrelay")
+    args.loadgen = find_tool(args.build_dir, "promrelay-loadgen")
+    blackhole = find_tool(args.build_dir, "promrelay-blackhole")
+    if not args.loadgen or not blackhole:
+        log("promrelay-loadgen / promrelay-blackhole not built: run "
+            "scripts/build.sh promrelay-loadgen promrelay-blackhole")
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    interval = 15000
+    now_ms = int(time.time() * 1000)
+    args.start_ts = now_ms // interval * interval - args.rounds * interval
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workdir = tempfile.mkdtemp(prefix="promrelay-bench-")
+    started = time.time()
+    results = {}
+    notes = []
+    try:
+        sink = Sink(blackhole, workdir)
+        log(f"blackhole on {sink.base}; {args.series} series, "
+            f"{args.duration:g}s phases, loadgen {args.loadgen}")
+        pr_port = free_port()
+        cfg, rules_platform, rules_customer = write_configs(workdir, sink,
+                                                            pr_port)
+        shutil.copy(cfg, os.path.join(args.out, "promrelay-bench.yml"))
+        rate_rps = None
+        if args.only in (None, "promrelay"):
+            ok, why = promrelay_usable(args, cfg)
+            if ok:
+                results["promrelay"] = measure(
+                    args, "promrelay", [args.promrelay, "--config", cfg],
+                    f"http://127.0.0.1:{pr_port}/-/ready", sink,
+                    f"http://127.0.0.1:{pr_port}/api/v1/write", workdir, None)
+                lg = results["promrelay"].get("max", {}).get("loadgen")
+                if lg and lg["requests_per_s"] > 0:
+                    rate_rps = lg["requests_per_s"] / 2
+            else:
+                notes.append(f"promrelay not measured: {why}")
+                log(f"promrelay NOT MEASURED: {why}")
+        if args.only in (None, "vmagent"):
+            if not args.vmagent:
+                notes.append("vmagent not found (Debian package victoria-metrics)")
+                log(notes[-1])
+            else:
+                vm_port = free_port()
+                vm_cmd = [
+                    args.vmagent, f"-httpListenAddr=127.0.0.1:{vm_port}",
+                    f"-remoteWrite.url={sink.url(PLATFORM_PATH)}",
+                    f"-remoteWrite.url={sink.url(CUSTOMER_PATH)}",
+                    f"-remoteWrite.urlRelabelConfig={rules_platform}",
+                    f"-remoteWrite.urlRelabelConfig={rules_customer}",
+                    f"-remoteWrite.tmpDataPath={workdir}/vmagent-data",
+                    "-remoteWrite.maxDiskUsagePerURL=1GB",
+                    "-loggerLevel=WARN"]
+                results["vmagent"] = measure(
+                    args, "vmagent", vm_cmd,
+                    f"http://127.0.0.1:{vm_port}/health", sink,
+                    f"http://127.0.0.1:{vm_port}/api/v1/write", workdir,
+                    rate_rps)
+    finally:
+        kill_all()
+        if os.environ.get("PROMRELAY_BENCH_KEEP_TMP") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    problems = [p for r in results.values() for p in r["problems"]]
+    if args.require_promrelay and "promrelay" not in results:
+        problems += [n for n in notes if n.startswith("promrelay")]
+    md = table(results, args)
+    summary = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "git": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short",
+                               "HEAD"], capture_output=True,
+                              text=True).stdout.strip(),
+        "options": {k: v for k, v in vars(args).items()},
+        "elapsed_s": time.time() - started,
+        "results": results,
+        "notes": notes,
+        "problems": problems,
+        "table_markdown": md,
+    }
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=str)
+    print()
+    print(f"### promrelay vs vmagent — {args.series} distinct series, "
+          f"{args.duration:g} s phases, {summary['date']} ({summary['git']})")
+    print()
+    print(md)
+    print()
+    for n in notes:
+        print(f"NOTE: {n}")
+    if problems:
+        print("DELIVERY CHECK FAILED:")
+        for p in problems:
+            print(f"  - {p}")
+    else:
+        print("Delivery check: every sample arrived exactly once at the right "
+              "destination, no malformed request, no tenant label on the "
+              "platform destination.")
+    print(f"(results: {os.path.join(args.out, 'results.json')}, "
+          f"{summary['elapsed_s']:.0f} s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        kill_all()
