@@ -223,6 +223,11 @@ class Parser {
     uint64_t t;
     Ptr q = ReadVarint(*p, end, &t);
     if (ABSL_PREDICT_FALSE(q == nullptr)) return VarintError(*p, end, "tag");
+    // protoc reads tags as at most 5 bytes (32 bits); padded tags are only
+    // ever produced by hand, so they are refused like protoc does.
+    if (ABSL_PREDICT_FALSE(q - *p > 5)) {
+      return Fail(*p, "tag varint longer than 5 bytes");
+    }
     if (ABSL_PREDICT_FALSE(t > UINT32_MAX || (t >> 3) == 0)) {
       return Fail(*p, "invalid field number", absl::StrCat("tag ", t));
     }
@@ -239,6 +244,10 @@ class Parser {
     Ptr q = ReadVarint(*p, end, &len);
     if (ABSL_PREDICT_FALSE(q == nullptr)) {
       return VarintError(*p, end, "length varint");
+    }
+    // Lengths are 32-bit (5 varint bytes at most), as protoc reads them.
+    if (ABSL_PREDICT_FALSE(q - *p > 5)) {
+      return Fail(*p, "length varint longer than 5 bytes");
     }
     if (ABSL_PREDICT_FALSE(len > static_cast<uint64_t>(end - q))) {
       return Fail(field_start, "truncated length-delimited field",

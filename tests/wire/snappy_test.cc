@@ -1,0 +1,125 @@
+#include "proxy/wire/snappy.h"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+
+#include <snappy.h>
+
+#include "tests/wire/gen.h"
+
+namespace promrelay::wire {
+namespace {
+
+using testing::ExactBuffer;
+
+std::string RandomText(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  // Compressible: a small alphabet with repeats, like label sets.
+  for (char& c : s) c = "abcdefgh{}=\",_0123"[rng() % 18];
+  return s;
+}
+
+TEST_CASE("snappy round trip", "[snappy]") {
+  for (size_t n : {0, 1, 100, 65536, 65537, 1 << 20}) {
+    INFO("size " << n);
+    const std::string in = RandomText(n, n);
+    std::string compressed, out;
+    SnappyCompress(in, &compressed);
+    // Interoperates with the reference implementation both ways.
+    std::string ref;
+    REQUIRE(snappy::Uncompress(compressed.data(), compressed.size(), &ref));
+    CHECK(ref == in);
+    REQUIRE(SnappyDecompress(compressed, n, &out).ok());
+    CHECK(out == in);
+    snappy::Compress(in.data(), in.size(), &ref);
+    REQUIRE(SnappyDecompress(ref, n + 1, &out).ok());
+    CHECK(out == in);
+  }
+}
+
+TEST_CASE("the output buffer is reused and replaced", "[snappy]") {
+  std::string big, small, out;
+  SnappyCompress(RandomText(10000, 1), &big);
+  SnappyCompress("tiny", &small);
+  REQUIRE(SnappyDecompress(big, 1 << 20, &out).ok());
+  const size_t cap = out.capacity();
+  REQUIRE(SnappyDecompress(small, 1 << 20, &out).ok());
+  CHECK(out == "tiny");
+  CHECK(out.capacity() == cap);
+  // Compression replaces, never appends.
+  std::string c = "junk";
+  SnappyCompress("tiny", &c);
+  CHECK(c == small);
+}
+
+TEST_CASE("the cap is enforced before allocating", "[snappy]") {
+  // 10 bytes declaring 4 GiB - 1 (the largest snappy length).
+  const std::string bomb("\xff\xff\xff\xff\x0f\x00\x01\x02\x03\x04", 10);
+  std::string out;
+  absl::Status st = SnappyDecompress(bomb, 32 << 20, &out);
+  CHECK(st.code() == absl::StatusCode::kOutOfRange);
+  CHECK(st.message() == "decompressed size 4294967295 exceeds limit 33554432");
+  CHECK(out.capacity() < 1024);  // nothing was allocated for it
+
+  const std::string in = RandomText(5000, 9);
+  std::string compressed;
+  SnappyCompress(in, &compressed);
+  st = SnappyDecompress(compressed, 4999, &out);
+  CHECK(st.code() == absl::StatusCode::kOutOfRange);
+  CHECK(st.message() == "decompressed size 5000 exceeds limit 4999");
+  CHECK(SnappyDecompress(compressed, 5000, &out).ok());  // cap is inclusive
+  CHECK(out == in);
+}
+
+TEST_CASE("corrupt blocks are InvalidArgument", "[snappy]") {
+  std::string out;
+  auto code = [&](std::string_view b) {
+    ExactBuffer buf(b);
+    return SnappyDecompress(buf.view(), 1 << 20, &out).code();
+  };
+  CHECK(code("") == absl::StatusCode::kInvalidArgument);
+  // A length preamble that never ends.
+  CHECK(code("\xff\xff\xff\xff\xff\xff") == absl::StatusCode::kInvalidArgument);
+  // Declares 100 bytes, then garbage.
+  CHECK(code(std::string("\x64\xfe\xfe\xfe\xfe\xfe", 6)) ==
+        absl::StatusCode::kInvalidArgument);
+  // Declares 10 bytes, holds a literal of 3.
+  CHECK(code(std::string("\x0a\x08"
+                         "abc",
+                         5)) == absl::StatusCode::kInvalidArgument);
+  // A back-reference before the start of the output.
+  CHECK(code(std::string("\x08\x01\x10\x00", 4)) ==
+        absl::StatusCode::kInvalidArgument);
+  // Content parsed as snappy by mistake (e.g. an uncompressed body).
+  CHECK(code("\x0a\x0b\x0a\x08__name__\x12\x02up") ==
+        absl::StatusCode::kInvalidArgument);
+
+  // Every truncation of a valid block fails cleanly.
+  std::string compressed;
+  SnappyCompress(RandomText(3000, 4), &compressed);
+  for (size_t n = 0; n < compressed.size(); ++n) {
+    INFO("prefix " << n);
+    CHECK(code(std::string_view(compressed).substr(0, n)) ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(out.empty());  // a failed decompress leaves no partial output
+
+  // Bit flips: an error or some output, never a crash.
+  std::mt19937_64 rng(17);
+  for (int i = 0; i < 3000; ++i) {
+    std::string m = compressed;
+    m[rng() % m.size()] ^= static_cast<char>(1u << (rng() % 8));
+    ExactBuffer buf(m);
+    absl::Status st = SnappyDecompress(buf.view(), 1 << 20, &out);
+    if (!st.ok()) {
+      CHECK((st.code() == absl::StatusCode::kInvalidArgument ||
+             st.code() == absl::StatusCode::kOutOfRange));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace promrelay::wire
