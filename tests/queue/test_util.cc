@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "proxy/queue/disk_queue.h"
+
 namespace promrelay::queue::testing {
 
 TempDir::TempDir() {
@@ -57,7 +59,10 @@ const char* KindName(Kind kind) {
   return "?";
 }
 
-std::vector<Kind> AllKinds() { return {Kind::kMemory}; }
+std::vector<Kind> AllKinds() {
+  return {Kind::kMemory, Kind::kDiskAlways, Kind::kDiskInterval,
+          Kind::kDiskNever};
+}
 
 std::unique_ptr<Queue> MakeQueue(Kind kind, const std::string& dir,
                                  uint64_t max_bytes, OnFull on_full) {
@@ -65,11 +70,29 @@ std::unique_ptr<Queue> MakeQueue(Kind kind, const std::string& dir,
     case Kind::kMemory:
       return NewMemoryQueue(max_bytes, on_full);
     default:
-      throw std::runtime_error("disk queue not built yet");
+      break;
   }
+  DiskQueueOptions o;
+  o.directory = dir;
+  o.max_bytes = max_bytes;
+  o.on_full = on_full;
+  o.fsync = kind == Kind::kDiskAlways     ? FsyncPolicy::kAlways
+            : kind == Kind::kDiskInterval ? FsyncPolicy::kInterval
+                                          : FsyncPolicy::kNever;
+  o.fsync_interval = absl::Milliseconds(5);
+  // Small segments and frequent checkpoints so the contract tests also
+  // exercise rotation and segment deletion racing with the consumer.
+  o.segment_bytes = 8 << 10;
+  o.checkpoint_interval = absl::Milliseconds(3);
+  auto q = OpenDiskQueue(o);
+  if (!q.ok()) throw std::runtime_error(q.status().ToString());
+  return std::move(*q);
 }
 
-uint64_t RecordCost(Kind kind, uint64_t payload_bytes) { return payload_bytes; }
+uint64_t RecordCost(Kind kind, uint64_t payload_bytes) {
+  return kind == Kind::kMemory ? payload_bytes
+                               : payload_bytes + kRecordHeaderBytes;
+}
 
 std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> out;
