@@ -7,6 +7,7 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libprotobuf-dev protobuf-compiler libsnappy-dev
   libabsl-dev libre2-dev libyaml-cpp-dev libssl-dev catch2
+  libbenchmark-dev
 )
 # Real components the end-to-end tests and the demo run against.
 RUNTIME_TEST_PACKAGES=(victoria-metrics prometheus curl python3 python3-yaml openssl procps)
