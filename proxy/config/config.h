@@ -30,11 +30,15 @@ struct ClientAuth {
   std::string username;      // basic_auth
   std::string password;      // resolved from password_file if given
   std::map<std::string, std::string> inject_labels;
+  // Absolute paths of the secret files, if used, so a reload re-reads them.
+  std::string bearer_token_file;
+  std::string password_file;
+  bool has_basic_auth() const { return !username.empty(); }
 };
 
 struct ServerConfig {
   std::string listen_address = "0.0.0.0:9201";
-  int io_threads = 0;  // 0: one per core
+  int io_threads = 0;                              // 0: one per core
   uint64_t max_request_bytes = 32ull << 20;        // compressed body
   uint64_t max_decompressed_bytes = 128ull << 20;  // after snappy
   uint64_t max_series_per_request = 200000;
@@ -56,7 +60,7 @@ struct ClientTls {
 
 struct BasicAuth {
   std::string username;
-  std::string password;  // resolved from password_file if that was given
+  std::string password;       // resolved from password_file if that was given
   std::string password_file;  // kept so a reload re-reads a rotated secret
 };
 
@@ -97,7 +101,7 @@ struct Destination {
   relabel::RuleSet write_relabel_configs;
   std::vector<std::string> forbidden_labels;
   QueueConfig queue_config;
-  OnFull on_full = OnFull::kReject;  // storage.on_full, or reject in memory
+  OnFull on_full = OnFull::kReject;      // storage.on_full, or reject in memory
   std::optional<StorageConfig> storage;  // absent: memory queue
 };
 
@@ -118,19 +122,39 @@ struct ConfigError {
   std::string ToString() const;
 };
 
+struct LoadOptions {
+  // false: secret files (password_file, bearer_token_file) are not read and
+  // TLS files are not checked. For `test-rules` and `check-config
+  // --syntax-only`, which must work where the secrets are not mounted.
+  bool read_files = true;
+};
+
 // Parses YAML text. Every error found is returned (not just the first), each
-// naming its line and field path. `${VAR}` is expanded from the environment
-// before parsing; an unset variable is an error.
+// naming its line and field path, sorted by line; on error the Status is
+// InvalidArgument and repeats the first error (and all of them when `errors`
+// is null). `${VAR}` in a scalar value is replaced by the environment
+// variable's value after parsing (so line numbers stay right and a value
+// cannot change the YAML structure); an unset variable is an error, `$$` is
+// a literal `$`. Inside relabel rules `$` belongs to the template syntax, so
+// nothing is expanded there. Relative file paths are resolved against the
+// directory of `source_path`.
 absl::StatusOr<std::shared_ptr<const Config>> LoadFromString(
     std::string_view yaml, std::string_view source_path,
-    std::vector<ConfigError>* errors);
+    std::vector<ConfigError>* errors, const LoadOptions& options = {});
 absl::StatusOr<std::shared_ptr<const Config>> LoadFromFile(
-    const std::string& path, std::vector<ConfigError>* errors);
+    const std::string& path, std::vector<ConfigError>* errors,
+    const LoadOptions& options = {});
 
 // Parses "30ms", "1m30s", "1h" (Prometheus model.Duration syntax).
 absl::StatusOr<absl::Duration> ParseDuration(std::string_view text);
-// Parses "512MiB", "1GiB", "100MB", "1024" (bytes).
+// Parses "512MiB", "1GiB", "100MB", "1024" (bytes). KB/MB/GB/TB are powers
+// of 1000, KiB/MiB/GiB/TiB powers of 1024.
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+// Formats a duration the way Prometheus prints one ("1m30s", "0s").
+std::string FormatDuration(absl::Duration d);
+// Replaces `${NAME}` with the environment variable NAME and `$$` with `$`;
+// any other `$` stays literal. Errors name the variable, never a value.
+absl::StatusOr<std::string> ExpandEnv(std::string_view text);
 
 }  // namespace promrelay::config
 
