@@ -683,7 +683,7 @@ class PrometheusReceiver:
 
 class VMAgent:
     def __init__(self, env, name, remote_write_urls, scrape_config=None, extra_args=(),
-                 queues=1):
+                 queues=1, scrape_config_file=None, extra_env=None):
         self.env = env
         self.name = name
         self.port = free_port()
@@ -705,8 +705,10 @@ class VMAgent:
         if scrape_config is not None:
             path = env.write(name + "/scrape.yml", json.dumps(scrape_config, indent=2))
             args.append("-promscrape.config=" + path)
+        if scrape_config_file:
+            args.append("-promscrape.config=" + scrape_config_file)
         args += list(extra_args)
-        self.process = Process(name, args, env.path(name + ".log"))
+        self.process = Process(name, args, env.path(name + ".log"), env=extra_env)
         env.track(self.process)
 
     def start(self, timeout=60):
@@ -790,17 +792,25 @@ class PrometheusAgent:
 
 
 class Promrelay:
-    def __init__(self, env, name, config, binary=None, port=None):
+    """promrelay --config FILE. `config` is a dict written as FILE, or None
+    with config_path naming an existing file (then give port; extra_env
+    feeds its ${VAR} references)."""
+
+    def __init__(self, env, name, config, binary=None, port=None, config_path=None,
+                 extra_env=None):
         self.env = env
         self.name = name
         self.binary = binary or promrelay_binary()
         self.config = config
         self.port = port or _port_of(config["server"]["listen_address"])
         self.base = "http://127.0.0.1:%d" % self.port
-        self.config_path = env.path(name + ".yaml")
-        self.write_config(config)
+        if config is not None:
+            self.config_path = env.path(name + ".yaml")
+            self.write_config(config)
+        else:
+            self.config_path = config_path
         self.process = Process(name, [self.binary, "--config", self.config_path],
-                               env.path(name + ".log"))
+                               env.path(name + ".log"), env=extra_env)
         env.track(self.process)
 
     def write_config(self, config):

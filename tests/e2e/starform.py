@@ -193,3 +193,38 @@ def rw_series(series, round_index, timestamp_ms):
     """One round as remote-write (labels, samples) pairs."""
     return [(labels, [(timestamp_ms, value(i, round_index))])
             for i, labels in enumerate(series)]
+
+
+class Exporter:
+    """Live /metrics/<job> pages for agents to scrape (the demo, test (b)):
+    counters grow with time, gauges move, the job label is left to the
+    scraper as with real exporters."""
+
+    def __init__(self, series):
+        import time as _time
+        self._time = _time
+        self.start = _time.time()
+        self.by_job = {}
+        for i, labels in enumerate(series):
+            self.by_job.setdefault(labels["job"], []).append((i, labels))
+
+    def _value(self, i, labels, t):
+        name = labels["__name__"]
+        rate = 1 + (i % 7)
+        if name.endswith("_total") or name.endswith("_bucket"):
+            return round(1000 * i + rate * t, 3)
+        if name.endswith("_timestamp_seconds"):
+            return round(self.start + t - (i % 5), 3)
+        if name in ("envoy_server_live", "kube_pod_info"):
+            return 1
+        return 1e6 * (1 + i % 13) + 1000 * ((int(t) + i) % 17)
+
+    def render(self, job):
+        if job not in self.by_job:
+            return None
+        t = self._time.time() - self.start
+        lines = []
+        for i, labels in self.by_job[job]:
+            ls = {k: v for k, v in labels.items() if k != "job"}
+            lines.append("%s %r" % (format_series(ls), self._value(i, labels, t)))
+        return "\n".join(lines) + "\n"
