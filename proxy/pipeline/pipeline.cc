@@ -1,0 +1,523 @@
+#include "proxy/pipeline/pipeline.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "proxy/wire/rw1.h"
+#include "proxy/wire/snappy.h"
+
+namespace promrelay::pipeline {
+namespace {
+
+// Records also stop growing at this size, so one record (and the request a
+// sender builds from it) stays far below receivers' body limits even when
+// series are unusually large.
+constexpr size_t kMaxRecordBytes = 4u << 20;
+// Scratch buffers that grew past this for one huge request are released
+// afterwards instead of pinning the memory to the thread.
+constexpr size_t kMaxRetainedScratchBytes = 16u << 20;
+
+struct DestState {
+  const config::Destination* cfg = nullptr;
+  std::vector<std::shared_ptr<queue::Queue>> shards;
+  uint64_t shard_capacity = 0;
+  bool reject_on_full = true;
+  uint32_t max_samples_per_send = 2000;
+  std::vector<std::string_view> forbidden;  // views into *cfg
+
+  metrics::Counter* relabel_dropped = nullptr;
+  metrics::Counter* forbidden_violations = nullptr;
+  metrics::Counter* dropped_forbidden = nullptr;
+  metrics::Counter* dropped_queue_full = nullptr;
+  metrics::Counter* dropped_oldest = nullptr;
+  metrics::Counter* queued_samples = nullptr;
+  metrics::Counter* queued_series = nullptr;
+};
+
+// One shard's share of the current request.
+struct ShardBuf {
+  wire::WriteRequestEncoder enc;
+  uint32_t samples = 0;  // in enc
+  uint32_t series = 0;   // in enc
+  std::vector<queue::Record> records;
+  uint64_t record_bytes = 0;
+  uint64_t record_samples = 0;
+
+  void Reset() {
+    enc.Clear();
+    samples = series = 0;
+    records.clear();
+    record_bytes = record_samples = 0;
+  }
+  bool HasOpen() const { return !enc.bytes().empty(); }
+  void Flush() {
+    if (!HasOpen()) return;
+    queue::Record r;
+    // A copy with the exact size: the encoder keeps its capacity for the
+    // next record, and the queue holds no slack.
+    r.payload.assign(enc.bytes());
+    r.samples = samples;
+    r.series = series;
+    record_bytes += r.payload.size();
+    record_samples += samples;
+    records.push_back(std::move(r));
+    enc.Clear();
+    samples = series = 0;
+  }
+};
+
+struct DestScratch {
+  std::vector<ShardBuf> shards;
+  uint64_t relabel_dropped = 0;
+  uint64_t forbidden_series = 0;
+  uint64_t forbidden_samples = 0;
+  uint64_t queued_samples = 0;
+  uint64_t queued_series = 0;
+};
+
+// Per-thread buffers reused across requests: no allocation per series in
+// steady state.
+struct Scratch {
+  std::string decompressed;
+  wire::WriteRequestView view;
+  std::vector<relabel::Label> input;
+  std::vector<wire::LabelView> out_labels;
+  relabel::LabelBuilder global;
+  relabel::LabelBuilder dest;
+  std::vector<DestScratch> dests;
+};
+
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+template <typename A, typename B>
+bool SameLabels(absl::Span<const A> a, absl::Span<const B> b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name || a[i].value != b[i].value) return false;
+  }
+  return true;
+}
+
+bool CarriesForbidden(absl::Span<const relabel::Label> labels,
+                      const std::vector<std::string_view>& forbidden) {
+  for (const relabel::Label& l : labels) {
+    if (l.value.empty()) continue;  // an empty label is an absent label
+    for (std::string_view f : forbidden) {
+      if (l.name == f) return true;
+    }
+  }
+  return false;
+}
+
+// Debian's abseil has its own string_view type, which StrCat needs.
+absl::string_view Shorten(std::string_view s) {
+  return absl::string_view(s.data(), std::min<size_t>(s.size(), 64));
+}
+
+}  // namespace
+
+struct Pipeline::State {
+  std::shared_ptr<const config::Config> config;
+  std::vector<DestState> dests;
+};
+
+struct Pipeline::Metrics {
+  metrics::Counter* received_samples;
+  metrics::Counter* received_series;
+  metrics::Counter* received_metadata;
+  metrics::Counter* global_dropped;
+  metrics::Family<metrics::Counter>* rejected_samples;
+  metrics::Family<metrics::Counter>* relabel_dropped;
+  metrics::Family<metrics::Counter>* forbidden;
+  metrics::Family<metrics::Counter>* dropped;
+  metrics::Family<metrics::Counter>* queued_samples;
+  metrics::Family<metrics::Counter>* queued_series;
+};
+
+Pipeline::Pipeline(metrics::Registry* registry)
+    : registry_(registry != nullptr ? registry : &metrics::Default()),
+      metrics_(std::make_unique<Metrics>()) {
+  metrics::Registry& r = *registry_;
+  metrics_->received_samples =
+      &r.AddCounter("promrelay_received_samples_total",
+                    "Samples and native histogram samples in well-formed "
+                    "remote_write requests.")
+           .With({});
+  metrics_->received_series =
+      &r.AddCounter("promrelay_received_series_total",
+                    "Series in well-formed remote_write requests.")
+           .With({});
+  metrics_->received_metadata =
+      &r.AddCounter("promrelay_received_metadata_total",
+                    "Metric metadata entries in well-formed remote_write "
+                    "requests.")
+           .With({});
+  metrics_->global_dropped =
+      &r.AddCounter("promrelay_global_relabel_dropped_series_total",
+                    "Series dropped by the global relabel_configs (sent to no "
+                    "destination, on purpose).")
+           .With({});
+  metrics_->rejected_samples = &r.AddCounter(
+      "promrelay_rejected_samples_total",
+      "Samples of well-formed requests refused with an error status, by "
+      "reason (limit, queue_full, unavailable, error); the client decides "
+      "whether to resend them.",
+      {"reason"});
+  metrics_->relabel_dropped = &r.AddCounter(
+      "promrelay_relabel_dropped_series_total",
+      "Series a destination's write_relabel_configs dropped (on purpose: not "
+      "for this destination).",
+      {"destination"});
+  metrics_->forbidden = &r.AddCounter(
+      "promrelay_forbidden_label_violations_total",
+      "Series withheld from a destination because they still carried one of "
+      "its forbidden_labels after relabeling.",
+      {"destination"});
+  metrics_->dropped = &r.AddCounter(
+      "promrelay_dropped_samples_total",
+      "Samples dropped and never sent, by reason (forbidden_label, queue_full, "
+      "drop_oldest, http_<code>, ...).",
+      {"destination", "reason"});
+  metrics_->queued_samples = &r.AddCounter(
+      "promrelay_queued_samples_total",
+      "Samples appended to a destination's queue.", {"destination"});
+  metrics_->queued_series = &r.AddCounter(
+      "promrelay_queued_series_total",
+      "Series appended to a destination's queue.", {"destination"});
+}
+
+Pipeline::~Pipeline() = default;
+
+absl::Status Pipeline::Update(std::shared_ptr<const config::Config> config,
+                              std::vector<DestinationQueues> queues) {
+  if (config == nullptr) return absl::InvalidArgumentError("no config");
+  auto state = std::make_shared<State>();
+  state->config = config;
+  for (const config::Destination& d : config->remote_write) {
+    auto it = std::find_if(
+        queues.begin(), queues.end(),
+        [&](const DestinationQueues& q) { return q.name == d.name; });
+    if (it == queues.end() || it->shards.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("no queues for destination \"", d.name, "\""));
+    }
+    for (const auto& q : it->shards) {
+      if (q == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("null queue for destination \"", d.name, "\""));
+      }
+    }
+    DestState ds;
+    ds.cfg = &d;
+    ds.shards = it->shards;
+    ds.shard_capacity = it->shard_capacity_bytes;
+    ds.reject_on_full = d.on_full == config::OnFull::kReject;
+    ds.max_samples_per_send =
+        static_cast<uint32_t>(std::max(1, d.queue_config.max_samples_per_send));
+    for (const std::string& f : d.forbidden_labels) ds.forbidden.push_back(f);
+    ds.relabel_dropped = &metrics_->relabel_dropped->With({d.name});
+    ds.forbidden_violations = &metrics_->forbidden->With({d.name});
+    ds.dropped_forbidden =
+        &metrics_->dropped->With({d.name, "forbidden_label"});
+    ds.dropped_queue_full = &metrics_->dropped->With({d.name, "queue_full"});
+    ds.dropped_oldest = &metrics_->dropped->With({d.name, "drop_oldest"});
+    ds.queued_samples = &metrics_->queued_samples->With({d.name});
+    ds.queued_series = &metrics_->queued_series->With({d.name});
+    state->dests.push_back(std::move(ds));
+  }
+  state_.store(std::move(state));
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const config::Config> Pipeline::config() const {
+  std::shared_ptr<const State> state = state_.load();
+  return state ? state->config : nullptr;
+}
+
+absl::Status Pipeline::Ingest(std::string_view snappy_body,
+                              const IngestOptions& options,
+                              IngestResult* result) const {
+  std::shared_ptr<const State> state = state_.load();
+  if (state == nullptr) {
+    return absl::UnavailableError("no configuration loaded yet");
+  }
+  Scratch& s = ThreadScratch();
+  absl::Status st = wire::SnappyDecompress(
+      snappy_body, state->config->server.max_decompressed_bytes,
+      &s.decompressed);
+  if (!st.ok()) {
+    if (absl::IsOutOfRange(st)) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "decompressed body exceeds server.max_decompressed_bytes (",
+          state->config->server.max_decompressed_bytes, "): ", st.message()));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("snappy: ", st.message()));
+  }
+  st = IngestDecompressed(s.decompressed, options, result);
+  if (s.decompressed.capacity() > kMaxRetainedScratchBytes) {
+    std::string().swap(s.decompressed);
+  }
+  return st;
+}
+
+absl::Status Pipeline::IngestDecompressed(std::string_view buf,
+                                          const IngestOptions& options,
+                                          IngestResult* result) const {
+  std::shared_ptr<const State> state = state_.load();
+  if (state == nullptr) {
+    return absl::UnavailableError("no configuration loaded yet");
+  }
+  const config::Config& cfg = *state->config;
+  const config::ServerConfig& limits = cfg.server;
+  Scratch& s = ThreadScratch();
+  wire::WriteRequestView& view = s.view;
+
+  absl::Status st = view.Parse(buf);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed remote_write request: ", st.message()));
+  }
+  const uint64_t total_samples = view.total_samples();
+  if (limits.max_series_per_request > 0 &&
+      view.series().size() > limits.max_series_per_request) {
+    metrics_->rejected_samples->With({"limit"}).Inc(total_samples);
+    return absl::OutOfRangeError(
+        absl::StrCat("request has ", view.series().size(),
+                     " series, more than server.max_series_per_request (",
+                     limits.max_series_per_request, ")"));
+  }
+  for (size_t i = 0; i < view.series().size(); ++i) {
+    const wire::SeriesView& sv = view.series()[i];
+    if (limits.max_labels_per_series > 0 &&
+        sv.num_labels > limits.max_labels_per_series) {
+      metrics_->rejected_samples->With({"limit"}).Inc(total_samples);
+      return absl::InvalidArgumentError(
+          absl::StrCat("series ", i, " has ", sv.num_labels,
+                       " labels, more than server.max_labels_per_series (",
+                       limits.max_labels_per_series, ")"));
+    }
+    for (const wire::LabelView& l : view.labels(sv)) {
+      if (limits.max_label_name_length > 0 &&
+          l.name.size() > limits.max_label_name_length) {
+        metrics_->rejected_samples->With({"limit"}).Inc(total_samples);
+        return absl::InvalidArgumentError(absl::StrCat(
+            "series ", i, ": label name \"", Shorten(l.name), "...\" is ",
+            l.name.size(), " bytes, more than server.max_label_name_length (",
+            limits.max_label_name_length, ")"));
+      }
+      if (limits.max_label_value_length > 0 &&
+          l.value.size() > limits.max_label_value_length) {
+        metrics_->rejected_samples->With({"limit"}).Inc(total_samples);
+        return absl::InvalidArgumentError(absl::StrCat(
+            "series ", i, ": value of label \"", Shorten(l.name), "\" is ",
+            l.value.size(), " bytes, more than server.max_label_value_length (",
+            limits.max_label_value_length, ")"));
+      }
+    }
+  }
+  metrics_->received_samples->Inc(static_cast<double>(total_samples));
+  metrics_->received_series->Inc(static_cast<double>(view.series().size()));
+  metrics_->received_metadata->Inc(static_cast<double>(view.metadata().size()));
+
+  const size_t ndest = state->dests.size();
+  if (s.dests.size() < ndest) s.dests.resize(ndest);
+  for (size_t d = 0; d < ndest; ++d) {
+    DestScratch& ds = s.dests[d];
+    ds.shards.resize(state->dests[d].shards.size());
+    for (ShardBuf& b : ds.shards) b.Reset();
+    ds.relabel_dropped = ds.forbidden_series = ds.forbidden_samples = 0;
+    ds.queued_samples = ds.queued_series = 0;
+  }
+
+  const bool global_rules =
+      !cfg.relabel_configs.empty() || !options.inject_labels.empty();
+  uint64_t global_dropped = 0;
+  for (const wire::SeriesView& sv : view.series()) {
+    const absl::Span<const wire::LabelView> raw = view.labels(sv);
+    s.input.resize(raw.size());
+    for (size_t i = 0; i < raw.size(); ++i) {
+      s.input[i] = relabel::Label{raw[i].name, raw[i].value};
+    }
+    absl::Span<const relabel::Label> current = s.input;
+    bool relabeled = false;
+    if (global_rules) {
+      s.global.Reset(s.input);
+      for (const auto& [name, value] : options.inject_labels) {
+        s.global.Set(name, value);
+      }
+      if (!cfg.relabel_configs.Apply(s.global)) {
+        ++global_dropped;
+        continue;
+      }
+      current = s.global.Result();
+      if (current.empty()) {
+        ++global_dropped;
+        continue;
+      }
+      relabeled = true;
+    }
+    const uint32_t samples = sv.samples + sv.histograms;
+    for (size_t d = 0; d < ndest; ++d) {
+      const DestState& dest = state->dests[d];
+      DestScratch& ds = s.dests[d];
+      absl::Span<const relabel::Label> final_labels = current;
+      bool changed = relabeled;
+      if (!dest.cfg->write_relabel_configs.empty()) {
+        s.dest.Reset(current);
+        if (!dest.cfg->write_relabel_configs.Apply(s.dest)) {
+          ++ds.relabel_dropped;
+          continue;
+        }
+        final_labels = s.dest.Result();
+        if (final_labels.empty()) {
+          ++ds.relabel_dropped;
+          continue;
+        }
+        changed = true;
+      }
+      if (!dest.forbidden.empty() &&
+          CarriesForbidden(final_labels, dest.forbidden)) {
+        ++ds.forbidden_series;
+        ds.forbidden_samples += samples;
+        continue;
+      }
+      if (changed && SameLabels(raw, final_labels)) changed = false;
+      const size_t shard =
+          dest.shards.size() == 1
+              ? 0
+              : StableLabelsHash(final_labels) % dest.shards.size();
+      ShardBuf& b = ds.shards[shard];
+      if (b.series > 0 && (b.samples + samples > dest.max_samples_per_send ||
+                           b.enc.bytes().size() >= kMaxRecordBytes)) {
+        b.Flush();
+      }
+      if (changed) {
+        s.out_labels.resize(final_labels.size());
+        for (size_t i = 0; i < final_labels.size(); ++i) {
+          s.out_labels[i] =
+              wire::LabelView{final_labels[i].name, final_labels[i].value};
+        }
+        b.enc.AddSeries(s.out_labels, sv);
+      } else {
+        b.enc.AddRawSeries(sv.body);
+      }
+      b.samples += samples;
+      ++b.series;
+      ds.queued_samples += samples;
+      ++ds.queued_series;
+    }
+  }
+  metrics_->global_dropped->Inc(static_cast<double>(global_dropped));
+
+  // Metadata is not per series: every destination gets all of it, with
+  // shard 0's share.
+  if (!view.metadata().empty()) {
+    for (size_t d = 0; d < ndest; ++d) {
+      ShardBuf& b = s.dests[d].shards[0];
+      for (std::string_view md : view.metadata()) b.enc.AddMetadata(md);
+    }
+  }
+  for (size_t d = 0; d < ndest; ++d) {
+    for (ShardBuf& b : s.dests[d].shards) b.Flush();
+  }
+
+  // Refuse up front when a reject-on-full queue visibly lacks room, so the
+  // client's retry does not duplicate what other destinations accepted.
+  for (size_t d = 0; d < ndest; ++d) {
+    const DestState& dest = state->dests[d];
+    DestScratch& ds = s.dests[d];
+    for (size_t i = 0; i < ds.shards.size(); ++i) {
+      const ShardBuf& b = ds.shards[i];
+      if (b.records.empty() || dest.shard_capacity == 0) continue;
+      if (b.record_bytes > dest.shard_capacity) {
+        metrics_->rejected_samples->With({"limit"}).Inc(total_samples);
+        return absl::OutOfRangeError(absl::StrCat(
+            "request too large for destination \"", dest.cfg->name,
+            "\": its share for shard ", i, " is ", b.record_bytes,
+            " bytes, more than the queue holds (", dest.shard_capacity, ")"));
+      }
+      if (!dest.reject_on_full) continue;
+      const queue::Stats stats = dest.shards[i]->GetStats();
+      if (stats.bytes + b.record_bytes > dest.shard_capacity) {
+        dest.dropped_queue_full->Inc(static_cast<double>(ds.queued_samples));
+        metrics_->rejected_samples->With({"queue_full"}).Inc(total_samples);
+        return absl::ResourceExhaustedError(
+            absl::StrCat("queue of destination \"", dest.cfg->name,
+                         "\" is full (on_full: reject); retry later"));
+      }
+    }
+  }
+
+  uint64_t queued_series = 0;
+  for (size_t d = 0; d < ndest; ++d) {
+    const DestState& dest = state->dests[d];
+    DestScratch& ds = s.dests[d];
+    uint64_t appended_samples = 0;
+    for (size_t i = 0; i < ds.shards.size(); ++i) {
+      ShardBuf& b = ds.shards[i];
+      if (b.records.empty()) continue;
+      uint64_t dropped = 0;
+      const uint64_t shard_samples = b.record_samples;
+      st = dest.shards[i]->Append(std::move(b.records), &dropped);
+      b.records.clear();
+      if (dropped > 0) dest.dropped_oldest->Inc(static_cast<double>(dropped));
+      if (st.ok()) {
+        appended_samples += shard_samples;
+        continue;
+      }
+      // What this destination accepted before the failure stays queued.
+      dest.queued_samples->Inc(static_cast<double>(appended_samples));
+      const std::string where =
+          absl::StrCat("destination \"", dest.cfg->name, "\" shard ", i);
+      if (absl::IsResourceExhausted(st)) {
+        dest.dropped_queue_full->Inc(
+            static_cast<double>(ds.queued_samples - appended_samples));
+        metrics_->rejected_samples->With({"queue_full"}).Inc(total_samples);
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "queue of ", where, " is full (on_full: reject); retry later"));
+      }
+      if (absl::IsInvalidArgument(st)) {
+        metrics_->rejected_samples->With({"limit"}).Inc(total_samples);
+        return absl::OutOfRangeError(absl::StrCat(
+            "request too large for the queue of ", where, ": ", st.message()));
+      }
+      if (absl::IsUnavailable(st)) {
+        metrics_->rejected_samples->With({"unavailable"}).Inc(total_samples);
+        return absl::UnavailableError(
+            absl::StrCat("queue of ", where, " is closed: shutting down"));
+      }
+      metrics_->rejected_samples->With({"error"}).Inc(total_samples);
+      return absl::Status(st.code(),
+                          absl::StrCat("queue of ", where, ": ", st.message()));
+    }
+    dest.queued_samples->Inc(static_cast<double>(appended_samples));
+    dest.queued_series->Inc(static_cast<double>(ds.queued_series));
+    dest.relabel_dropped->Inc(static_cast<double>(ds.relabel_dropped));
+    if (ds.forbidden_series > 0) {
+      dest.forbidden_violations->Inc(static_cast<double>(ds.forbidden_series));
+      dest.dropped_forbidden->Inc(static_cast<double>(ds.forbidden_samples));
+    }
+    queued_series += ds.queued_series;
+  }
+
+  for (DestScratch& ds : s.dests) {
+    for (ShardBuf& b : ds.shards) {
+      if (b.enc.bytes().capacity() > kMaxRetainedScratchBytes) {
+        b.enc = wire::WriteRequestEncoder();
+      }
+    }
+  }
+  if (result != nullptr) {
+    result->series = view.series().size();
+    result->samples = total_samples;
+    result->metadata = view.metadata().size();
+    result->queued_series = queued_series;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace promrelay::pipeline

@@ -1,0 +1,512 @@
+#include "proxy/pipeline/pipeline.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "proxy/metrics/metrics.h"
+#include "tests/pipeline/test_util.h"
+
+namespace promrelay::pipeline {
+namespace {
+
+using testing::AddSeries;
+using testing::Body;
+using testing::FakeQueue;
+using testing::LabelPairs;
+using testing::LabelsOf;
+
+// A pipeline over FakeQueues, one vector of shards per destination.
+struct Fixture {
+  explicit Fixture(std::shared_ptr<config::Config> cfg)
+      : config(std::move(cfg)) {
+    std::vector<DestinationQueues> qs;
+    for (const auto& d : config->remote_write) {
+      DestinationQueues dq;
+      dq.name = d.name;
+      for (int i = 0; i < d.queue_config.shards; ++i) {
+        auto q = std::make_shared<FakeQueue>();
+        fakes[d.name].push_back(q);
+        dq.shards.push_back(q);
+      }
+      dq.shard_capacity_bytes = capacity;
+      qs.push_back(std::move(dq));
+    }
+    pipeline = std::make_unique<Pipeline>(&registry);
+    REQUIRE(pipeline->Update(config, std::move(qs)).ok());
+  }
+
+  std::vector<prometheus::TimeSeries> Series(const std::string& dest) const {
+    std::vector<prometheus::TimeSeries> out;
+    for (const auto& q : fakes.at(dest)) {
+      auto s = q->Series();
+      out.insert(out.end(), s.begin(), s.end());
+    }
+    return out;
+  }
+  double Counter(const std::string& name,
+                 std::initializer_list<std::string_view> labels = {}) {
+    if (name == "promrelay_dropped_samples_total") {
+      return registry.AddCounter(name, "", {"destination", "reason"})
+          .With(labels)
+          .Value();
+    }
+    if (labels.size() == 0)
+      return registry.AddCounter(name, "").With({}).Value();
+    return registry.AddCounter(name, "", {"destination"}).With(labels).Value();
+  }
+
+  uint64_t capacity = 0;
+  std::shared_ptr<config::Config> config;
+  metrics::Registry registry;
+  std::map<std::string, std::vector<std::shared_ptr<FakeQueue>>> fakes;
+  std::unique_ptr<Pipeline> pipeline;
+};
+
+prometheus::WriteRequest StarformRequest() {
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "shuttle_reconcile_total"},
+                   {"instance", "10.0.0.1:9000"},
+                   {"job", "shuttle"},
+                   {"project_id", "p-123"},
+                   {"workspace_id", "w-9"}});
+  AddSeries(&req,
+            {{"__name__", "node_cpu_seconds_total"},
+             {"cpu", "0"},
+             {"job", "node-exporter"},
+             {"mode", "idle"}},
+            2);
+  AddSeries(&req,
+            {{"__name__", "container_cpu_usage_seconds_total"},
+             {"job", "cadvisor"},
+             {"project_id", "p-123"},
+             {"service_id", "s-1"}},
+            3);
+  AddSeries(&req, {{"__name__", "envoy_cluster_upstream_rq_total"},
+                   {"job", "envoy"},
+                   {"service_id", "s-2"}});
+  AddSeries(&req, {{"__name__", "kube_pod_info"},
+                   {"job", "kube-state-metrics"},
+                   {"namespace", "starform"},
+                   {"service_id", "s-3"}});
+  return req;
+}
+
+TEST_CASE("Starform split: platform without tenant ids and customer intact") {
+  Fixture f(testing::StarformConfig());
+  prometheus::WriteRequest req = StarformRequest();
+  IngestResult result;
+  REQUIRE(f.pipeline->Ingest(Body(req), {}, &result).ok());
+  CHECK(result.series == 5);
+  CHECK(result.samples == 8);
+
+  auto platform = f.Series("grafana-cloud");
+  REQUIRE(platform.size() == 3);
+  std::set<std::string> jobs;
+  for (const auto& ts : platform) {
+    LabelPairs l = LabelsOf(ts);
+    jobs.insert(testing::Get(l, "job"));
+    for (const auto& [n, v] : l) {
+      CHECK(n != "project_id");
+      CHECK(n != "service_id");
+      CHECK(n != "workspace_id");
+    }
+  }
+  CHECK(jobs == std::set<std::string>{"shuttle", "node-exporter",
+                                      "kube-state-metrics"});
+  // Samples survive relabeling untouched.
+  CHECK(platform[1].samples_size() == 2);
+  CHECK(platform[1].samples(1).timestamp() == 1700000001000);
+
+  auto customer = f.Series("victoriametrics");
+  REQUIRE(customer.size() == 2);
+  // Unchanged series are re-emitted byte for byte.
+  CHECK(customer[0].SerializeAsString() ==
+        req.timeseries(2).SerializeAsString());
+  CHECK(customer[1].SerializeAsString() ==
+        req.timeseries(3).SerializeAsString());
+
+  CHECK(f.Counter("promrelay_received_samples_total") == 8);
+  CHECK(f.Counter("promrelay_received_series_total") == 5);
+  CHECK(f.Counter("promrelay_relabel_dropped_series_total",
+                  {"grafana-cloud"}) == 2);
+  CHECK(f.Counter("promrelay_relabel_dropped_series_total",
+                  {"victoriametrics"}) == 3);
+  CHECK(f.Counter("promrelay_queued_samples_total", {"grafana-cloud"}) == 4);
+  CHECK(f.Counter("promrelay_queued_samples_total", {"victoriametrics"}) == 4);
+  CHECK(f.Counter("promrelay_queued_series_total", {"victoriametrics"}) == 2);
+  CHECK(f.Counter("promrelay_forbidden_label_violations_total",
+                  {"grafana-cloud"}) == 0);
+}
+
+TEST_CASE("without rules the output is the input byte for byte") {
+  auto cfg = std::make_shared<config::Config>();
+  config::Destination d;
+  d.name = "mirror";
+  d.queue_config.shards = 1;
+  cfg->remote_write.push_back(std::move(d));
+  Fixture f(cfg);
+  prometheus::WriteRequest req = StarformRequest();
+  auto* md = req.add_metadata();
+  md->set_type(prometheus::MetricMetadata::COUNTER);
+  md->set_metric_family_name("shuttle_reconcile_total");
+  md->set_help("Reconciles.");
+  std::string raw = req.SerializeAsString();
+  REQUIRE(f.pipeline->Ingest(testing::Compress(raw)).ok());
+  const auto& q = *f.fakes["mirror"][0];
+  REQUIRE(q.records.size() == 1);
+  CHECK(q.records[0].payload == raw);
+  CHECK(q.records[0].samples == 8);
+  CHECK(q.records[0].series == 5);
+}
+
+TEST_CASE("labels a rule sets are re-encoded and samples kept") {
+  auto cfg = std::make_shared<config::Config>();
+  cfg->relabel_configs =
+      testing::Rules({testing::Replace("job", "team", "t-$1")});
+  config::Destination d;
+  d.name = "only";
+  cfg->remote_write.push_back(std::move(d));
+  Fixture f(cfg);
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "up"}, {"job", "api"}}, 4);
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  auto out = f.Series("only");
+  REQUIRE(out.size() == 1);
+  CHECK(LabelsOf(out[0]) ==
+        LabelPairs{{"__name__", "up"}, {"job", "api"}, {"team", "t-api"}});
+  REQUIRE(out[0].samples_size() == 4);
+  CHECK(out[0].samples(3).value() == 3.5);
+}
+
+TEST_CASE("records hold at most max_samples_per_send samples") {
+  auto cfg = std::make_shared<config::Config>();
+  config::Destination d;
+  d.name = "small";
+  d.queue_config.shards = 1;
+  d.queue_config.max_samples_per_send = 7;
+  cfg->remote_write.push_back(std::move(d));
+  Fixture f(cfg);
+  prometheus::WriteRequest req;
+  for (int i = 0; i < 10; ++i) {
+    AddSeries(&req, {{"__name__", "m"}, {"i", std::to_string(i)}}, 3);
+  }
+  // One series bigger than the limit travels alone.
+  AddSeries(&req, {{"__name__", "big"}}, 20);
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  const auto& q = *f.fakes["small"][0];
+  uint64_t total = 0;
+  for (const auto& r : q.records) {
+    if (r.series > 1) CHECK(r.samples <= 7);
+    prometheus::WriteRequest got;
+    REQUIRE(got.ParseFromString(r.payload));
+    uint32_t samples = 0;
+    for (const auto& ts : got.timeseries()) samples += ts.samples_size();
+    CHECK(samples == r.samples);
+    CHECK(static_cast<uint32_t>(got.timeseries_size()) == r.series);
+    total += r.samples;
+  }
+  CHECK(q.records.size() == 6);  // 2+2+2+2+2 series, then the big one
+  CHECK(total == 50);
+  auto series = f.Series("small");
+  REQUIRE(series.size() == 11);
+  for (int i = 0; i < 10; ++i) {
+    CHECK(testing::Get(LabelsOf(series[i]), "i") == std::to_string(i));
+  }
+  CHECK(series[10].samples_size() == 20);
+}
+
+TEST_CASE("sharding is by a stable hash of the final labels") {
+  // Golden values: the hash must never change between builds or runs, or a
+  // disk queue's series would change shard after an upgrade.
+  std::vector<relabel::Label> labels = {{"__name__", "up"}, {"job", "api"}};
+  const uint64_t golden = 0xb13b76ac71699f63ULL;
+  CHECK(StableLabelsHash(absl::MakeConstSpan(labels)) == golden);
+  std::vector<relabel::Label> node = {{"__name__", "node_cpu_seconds_total"},
+                                      {"cpu", "0"},
+                                      {"instance", "10.0.0.1:9100"},
+                                      {"job", "node-exporter"},
+                                      {"mode", "idle"}};
+  CHECK(StableLabelsHash(absl::MakeConstSpan(node)) == 0x645ee67dd44f0462ULL);
+  std::vector<relabel::Label> split = {{"__name__", "upj"}, {"ob", "api"}};
+  CHECK(StableLabelsHash(absl::MakeConstSpan(split)) != golden);
+  CHECK(StableHashBytes(0, "") != StableHashBytes(0, std::string(1, '\0')));
+
+  auto cfg = std::make_shared<config::Config>();
+  config::Destination d;
+  d.name = "sharded";
+  d.queue_config.shards = 4;
+  cfg->remote_write.push_back(std::move(d));
+  Fixture a(cfg);
+  Fixture b(cfg);
+  prometheus::WriteRequest req;
+  for (int i = 0; i < 200; ++i) {
+    AddSeries(&req, {{"__name__", "m"}, {"i", std::to_string(i)}});
+  }
+  REQUIRE(a.pipeline->Ingest(Body(req)).ok());
+  REQUIRE(b.pipeline->Ingest(Body(req)).ok());
+  std::map<std::string, int> shard_of;
+  for (int s = 0; s < 4; ++s) {
+    auto sa = a.fakes["sharded"][s]->Series();
+    auto sb = b.fakes["sharded"][s]->Series();
+    CHECK(sa.size() == sb.size());
+    CHECK(sa.size() > 20);  // 200 series spread over every shard
+    for (const auto& ts : sa) {
+      std::string i = testing::Get(LabelsOf(ts), "i");
+      CHECK(shard_of.count(i) == 0);
+      shard_of[i] = s;
+      std::vector<relabel::Label> l;
+      for (const auto& x : ts.labels()) l.push_back({x.name(), x.value()});
+      CHECK(StableLabelsHash(absl::MakeConstSpan(l)) % 4 ==
+            static_cast<uint64_t>(s));
+    }
+  }
+  CHECK(shard_of.size() == 200);
+}
+
+TEST_CASE("request limits name the limit and the value") {
+  auto cfg = testing::StarformConfig();
+  cfg->server.max_series_per_request = 3;
+  cfg->server.max_labels_per_series = 4;
+  cfg->server.max_label_name_length = 10;
+  cfg->server.max_label_value_length = 20;
+  Fixture f(cfg);
+
+  SECTION("series per request") {
+    prometheus::WriteRequest req;
+    for (int i = 0; i < 4; ++i) AddSeries(&req, {{"i", std::to_string(i)}});
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(absl::IsOutOfRange(st));
+    CHECK(st.message().find("server.max_series_per_request (3)") !=
+          absl::string_view::npos);
+    CHECK(st.message().find("4 series") != absl::string_view::npos);
+  }
+  SECTION("labels per series") {
+    prometheus::WriteRequest req;
+    AddSeries(&req,
+              {{"a", "1"}, {"b", "1"}, {"c", "1"}, {"d", "1"}, {"e", "1"}});
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(absl::IsInvalidArgument(st));
+    CHECK(st.message().find("server.max_labels_per_series (4)") !=
+          absl::string_view::npos);
+    CHECK(st.message().find("5 labels") != absl::string_view::npos);
+  }
+  SECTION("label name length") {
+    prometheus::WriteRequest req;
+    AddSeries(&req, {{"a_very_long_name", "1"}});
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(absl::IsInvalidArgument(st));
+    CHECK(st.message().find("server.max_label_name_length (10)") !=
+          absl::string_view::npos);
+    CHECK(st.message().find("16 bytes") != absl::string_view::npos);
+  }
+  SECTION("label value length") {
+    prometheus::WriteRequest req;
+    AddSeries(&req, {{"job", std::string(21, 'x')}});
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(absl::IsInvalidArgument(st));
+    CHECK(st.message().find("server.max_label_value_length (20)") !=
+          absl::string_view::npos);
+    CHECK(st.message().find("\"job\"") != absl::string_view::npos);
+  }
+  SECTION("decompressed size") {
+    cfg->server.max_decompressed_bytes = 100;
+    prometheus::WriteRequest req;
+    AddSeries(&req, {{"job", std::string(20, 'x')}}, 50);
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(absl::IsOutOfRange(st));
+    CHECK(st.message().find("server.max_decompressed_bytes (100)") !=
+          absl::string_view::npos);
+  }
+  // Nothing reached any queue.
+  CHECK(f.Series("grafana-cloud").empty());
+  CHECK(f.Series("victoriametrics").empty());
+}
+
+TEST_CASE("malformed bodies are InvalidArgument") {
+  Fixture f(testing::StarformConfig());
+  CHECK(absl::IsInvalidArgument(f.pipeline->Ingest("definitely not snappy")));
+  // Valid snappy, invalid protobuf.
+  absl::Status st = f.pipeline->Ingest(testing::Compress("\x0a\xff\xff\xff"));
+  CHECK(absl::IsInvalidArgument(st));
+  CHECK(st.message().find("malformed") != absl::string_view::npos);
+  // An empty body is an empty WriteRequest: accepted, nothing queued.
+  CHECK(f.pipeline->Ingest(testing::Compress("")).ok());
+  CHECK(f.fakes["grafana-cloud"][0]->append_calls == 0);
+}
+
+TEST_CASE("forbidden-label guard withholds and counts") {
+  auto cfg = std::make_shared<config::Config>();
+  config::Destination d;
+  d.name = "guarded";
+  d.queue_config.shards = 1;
+  // A rule that forgets to drop service_id.
+  d.write_relabel_configs = testing::Rules({testing::LabelDrop("project_id")});
+  d.forbidden_labels = {"project_id", "service_id"};
+  cfg->remote_write.push_back(std::move(d));
+  Fixture f(cfg);
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "a"}, {"project_id", "p"}}, 2);
+  AddSeries(&req, {{"__name__", "b"}, {"service_id", "s"}}, 3);
+  AddSeries(&req, {{"__name__", "c"}, {"service_id", ""}}, 1);
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  auto out = f.Series("guarded");
+  REQUIRE(out.size() == 2);
+  CHECK(testing::Get(LabelsOf(out[0]), "__name__") == "a");
+  CHECK(testing::Get(LabelsOf(out[0]), "project_id") == "");
+  CHECK(testing::Get(LabelsOf(out[1]), "__name__") == "c");
+  CHECK(f.Counter("promrelay_forbidden_label_violations_total", {"guarded"}) ==
+        1);
+  CHECK(f.Counter("promrelay_dropped_samples_total",
+                  {"guarded", "forbidden_label"}) == 3);
+}
+
+TEST_CASE("guard applies without any rules too") {
+  auto cfg = std::make_shared<config::Config>();
+  config::Destination d;
+  d.name = "guarded";
+  d.forbidden_labels = {"workspace_id"};
+  cfg->remote_write.push_back(std::move(d));
+  Fixture f(cfg);
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "a"}, {"workspace_id", "w"}});
+  AddSeries(&req, {{"__name__", "b"}});
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  REQUIRE(f.Series("guarded").size() == 1);
+  CHECK(f.Counter("promrelay_forbidden_label_violations_total", {"guarded"}) ==
+        1);
+}
+
+TEST_CASE("global relabel drops and injected labels") {
+  auto cfg = std::make_shared<config::Config>();
+  cfg->relabel_configs =
+      testing::Rules({testing::Drop("__name__", "debug_.*")});
+  config::Destination d;
+  d.name = "all";
+  cfg->remote_write.push_back(std::move(d));
+  Fixture f(cfg);
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "debug_x"}});
+  AddSeries(&req, {{"__name__", "kept"}, {"cluster_id", "spoofed"}});
+  std::vector<std::pair<std::string, std::string>> inject = {
+      {"cluster_id", "a"}};
+  IngestOptions opts;
+  opts.inject_labels = inject;
+  REQUIRE(f.pipeline->Ingest(Body(req), opts).ok());
+  auto out = f.Series("all");
+  REQUIRE(out.size() == 1);
+  CHECK(LabelsOf(out[0]) ==
+        LabelPairs{{"__name__", "kept"}, {"cluster_id", "a"}});
+  CHECK(f.Counter("promrelay_global_relabel_dropped_series_total") == 1);
+}
+
+TEST_CASE("metadata goes to every destination's shard 0") {
+  Fixture f(testing::StarformConfig(3, 2));
+  prometheus::WriteRequest req;
+  auto* md = req.add_metadata();
+  md->set_metric_family_name("up");
+  md->set_help("Up.");
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  for (const char* dest : {"grafana-cloud", "victoriametrics"}) {
+    REQUIRE(f.fakes[dest][0]->Metadata().size() == 1);
+    CHECK(f.fakes[dest][0]->Metadata()[0].help() == "Up.");
+    CHECK(f.fakes[dest][1]->records.empty());
+  }
+}
+
+TEST_CASE("queue outcomes map to status codes") {
+  Fixture f(testing::StarformConfig());
+  prometheus::WriteRequest req = StarformRequest();
+
+  SECTION("full with on_full reject") {
+    f.fakes["victoriametrics"][0]->next_status =
+        absl::ResourceExhaustedError("full");
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(absl::IsResourceExhausted(st));
+    CHECK(st.message().find("victoriametrics") != absl::string_view::npos);
+    CHECK(f.Counter("promrelay_dropped_samples_total",
+                    {"victoriametrics", "queue_full"}) == 4);
+  }
+  SECTION("closed") {
+    f.fakes["grafana-cloud"][0]->next_status = absl::UnavailableError("closed");
+    CHECK(absl::IsUnavailable(f.pipeline->Ingest(Body(req))));
+  }
+  SECTION("larger than the whole queue") {
+    f.fakes["grafana-cloud"][0]->next_status =
+        absl::InvalidArgumentError("records exceed the bound");
+    CHECK(absl::IsOutOfRange(f.pipeline->Ingest(Body(req))));
+  }
+  SECTION("disk error") {
+    f.fakes["grafana-cloud"][0]->next_status = absl::DataLossError("EIO");
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(st.code() == absl::StatusCode::kDataLoss);
+  }
+  SECTION("drop_oldest is counted") {
+    f.fakes["victoriametrics"][0]->report_dropped = 17;
+    REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+    CHECK(f.Counter("promrelay_dropped_samples_total",
+                    {"victoriametrics", "drop_oldest"}) == 17);
+  }
+}
+
+TEST_CASE("known-full reject queue refuses before any destination accepts") {
+  auto cfg = testing::StarformConfig();
+  Fixture f(cfg);
+  // Rebuild with a capacity so the pre-check applies.
+  std::vector<DestinationQueues> qs;
+  for (const auto& [name, shards] : f.fakes) {
+    DestinationQueues dq;
+    dq.name = name;
+    for (const auto& s : shards) dq.shards.push_back(s);
+    dq.shard_capacity_bytes = 1000;
+    qs.push_back(dq);
+  }
+  REQUIRE(f.pipeline->Update(cfg, qs).ok());
+  f.fakes["victoriametrics"][0]->stats_extra_bytes = 990;
+  absl::Status st = f.pipeline->Ingest(Body(StarformRequest()));
+  CHECK(absl::IsResourceExhausted(st));
+  // grafana-cloud comes first in the config, and still got nothing.
+  CHECK(f.fakes["grafana-cloud"][0]->append_calls == 0);
+  CHECK(f.fakes["victoriametrics"][0]->append_calls == 0);
+  f.fakes["victoriametrics"][0]->stats_extra_bytes = 0;
+  CHECK(f.pipeline->Ingest(Body(StarformRequest())).ok());
+}
+
+TEST_CASE("works with real memory queues") {
+  auto cfg = testing::StarformConfig(2, 2);
+  std::vector<DestinationQueues> qs;
+  std::vector<std::shared_ptr<queue::Queue>> all;
+  for (const auto& d : cfg->remote_write) {
+    DestinationQueues dq;
+    dq.name = d.name;
+    for (int i = 0; i < 2; ++i) {
+      std::shared_ptr<queue::Queue> q =
+          queue::NewMemoryQueue(1 << 20, queue::OnFull::kReject);
+      dq.shards.push_back(q);
+      all.push_back(q);
+    }
+    qs.push_back(dq);
+  }
+  metrics::Registry registry;
+  Pipeline p(&registry);
+  REQUIRE(p.Update(cfg, qs).ok());
+  for (int i = 0; i < 10; ++i) REQUIRE(p.Ingest(Body(StarformRequest())).ok());
+  uint64_t samples = 0;
+  for (const auto& q : all) samples += q->GetStats().samples;
+  CHECK(samples == 10 * 8);
+  for (const auto& q : all) q->Close();
+  CHECK(absl::IsUnavailable(p.Ingest(Body(StarformRequest()))));
+}
+
+TEST_CASE("Update needs queues for every destination") {
+  metrics::Registry registry;
+  Pipeline p(&registry);
+  CHECK(absl::IsUnavailable(p.Ingest(testing::Compress(""))));
+  CHECK(p.config() == nullptr);
+  CHECK(absl::IsInvalidArgument(p.Update(testing::StarformConfig(), {})));
+}
+
+}  // namespace
+}  // namespace promrelay::pipeline
