@@ -18,6 +18,7 @@ import base64
 import contextlib
 import ctypes
 import ctypes.util
+import http.client
 import http.server
 import json
 import os
@@ -1158,3 +1159,140 @@ def main(test_fn):
         log("FAIL %s after %.1fs" % (name, time.monotonic() - t0))
         sys.exit(1)
     log("PASS %s in %.1fs" % (name, time.monotonic() - t0))
+
+
+# ---------------------------------------------------------------- load and disk queue
+
+
+class Pusher(threading.Thread):
+    """Pushes requests of unique samples to promrelay in a loop (like an
+    agent that never resends) and records which ones were acknowledged, so a
+    test can demand that every acknowledged sample arrives.
+
+    Request k carries `series` series {__name__=<metric>, job=<job>, s=<i>},
+    each with one sample at timestamp base_ms + k and value k."""
+
+    def __init__(self, relay, series=50, interval=0.02, metric="e2e_durable",
+                 job="customer-app", base_ms=None, timeout=10):
+        super().__init__(daemon=True)
+        self.relay = relay
+        self.series = series
+        self.interval = interval
+        self.metric = metric
+        self.job = job
+        self.base_ms = base_ms if base_ms is not None else (int(time.time()) - 600) * 1000
+        self.timeout = timeout
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.acked = []      # request numbers answered 2xx
+        self.attempted = []  # every request number sent
+        self.statuses = {}   # status (or "error") -> count
+        self.latencies = []  # seconds, acknowledged requests
+
+    def labels(self, i):
+        return {"__name__": self.metric, "job": self.job, "s": "%d" % i}
+
+    def request(self, k):
+        ts = self.base_ms + k
+        return [(self.labels(i), [(ts, float(k))]) for i in range(self.series)]
+
+    def run(self):
+        k = 0
+        while not self.stop_event.is_set():
+            body = rw.rw1_body(self.request(k))
+            with self.lock:
+                self.attempted.append(k)
+            t = time.monotonic()
+            try:
+                status = self.relay.push(body=body, timeout=self.timeout).status
+            except (OSError, urllib.error.URLError, http.client.HTTPException):
+                status = "error"
+            with self.lock:
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                if isinstance(status, int) and status // 100 == 2:
+                    self.acked.append(k)
+                    self.latencies.append(time.monotonic() - t)
+            k += 1
+            if status == "error":
+                time.sleep(0.05)  # promrelay is restarting
+            self.stop_event.wait(self.interval)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(timeout=self.timeout + 5)
+
+    def expected(self, which="acked"):
+        """{series key: [(ts, value)]} of the acknowledged (or attempted) requests."""
+        with self.lock:
+            ks = list(self.acked if which == "acked" else self.attempted)
+        out = {}
+        for i in range(self.series):
+            out[frozenset(self.labels(i).items())] = sorted(
+                (self.base_ms + k, float(k)) for k in ks)
+        return out
+
+    def status_summary(self):
+        with self.lock:
+            return dict(self.statuses)
+
+
+def missing_samples(have, want):
+    """Samples in want that are not in have (both {key: [(ts, v)]})."""
+    out = {}
+    for k, samples in want.items():
+        got = set(have.get(k, ()))
+        lost = [s for s in samples if s not in got]
+        if lost:
+            out[k] = lost
+    return out
+
+
+def unexpected_samples(have, allowed):
+    out = {}
+    for k, samples in have.items():
+        ok = set(allowed.get(k, ()))
+        extra = [s for s in samples if s not in ok]
+        if extra:
+            out[k] = extra
+    return out
+
+
+RECORD_MAGIC = b"PRQ1"  # proxy/queue/disk_queue.h: kRecordMagic 0x31515250, little-endian
+RECORD_HEADER = 32
+
+
+def segment_files(root):
+    out = []
+    for d, _, files in os.walk(root):
+        out += [os.path.join(d, f) for f in files if f.endswith(".seg")]
+    return sorted(out)
+
+
+def segment_records(path):
+    """[(header_offset, payload_offset, payload_len, samples, series)] of a
+    segment file, following the layout in proxy/queue/disk_queue.h."""
+    import struct
+    with open(path, "rb") as f:
+        data = f.read()
+    out = []
+    pos = data.find(RECORD_MAGIC)
+    while 0 <= pos and pos + RECORD_HEADER <= len(data):
+        if data[pos:pos + 4] != RECORD_MAGIC:
+            pos = data.find(RECORD_MAGIC, pos + 1)
+            continue
+        length, samples, series = struct.unpack_from("<III", data, pos + 4)
+        if pos + RECORD_HEADER + length > len(data):
+            break
+        out.append((pos, pos + RECORD_HEADER, length, samples, series))
+        pos += RECORD_HEADER + length
+    return out
+
+
+def flip_byte(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0xFF]))
+        f.flush()
+        os.fsync(f.fileno())
