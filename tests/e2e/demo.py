@@ -28,8 +28,19 @@ def say(msg=""):
     print(msg, flush=True)
 
 
-def per_job(sink, expr):
-    return {r["metric"].get("job", ""): int(float(r["value"][1])) for r in sink.query(expr)}
+def per_job(exported):
+    """(series per job, samples per job) of a sink's raw content."""
+    series, samples = {}, {}
+    for key, values in exported.items():
+        job = dict(key).get("job", "")
+        series[job] = series.get(job, 0) + 1
+        samples[job] = samples.get(job, 0) + len(values)
+    return series, samples
+
+
+def display_path(p):
+    rel = os.path.relpath(os.path.abspath(p), harness.SOURCE_DIR)
+    return p if rel.startswith("..") else rel
 
 
 def run(args):
@@ -52,7 +63,7 @@ def run(args):
                 dst.write(src.read())
         port = harness.free_port()
         relay = harness.Promrelay(env, "promrelay", None, binary=args.binary, port=port,
-                                  config_path=CONFIG, extra_env={
+                                  config_path=args.config, extra_env={
                                       "PROMRELAY_DEMO_LISTEN": "127.0.0.1:%d" % port,
                                       "PROMRELAY_DEMO_PLATFORM_URL": prom.write_url,
                                       "PROMRELAY_DEMO_PLATFORM_USER": user,
@@ -60,7 +71,7 @@ def run(args):
                                       "PROMRELAY_DEMO_DIR": env.dir,
                                   }).start()
         say("  promrelay                                 %s  (%s)" % (
-            relay.base, os.path.relpath(CONFIG, harness.SOURCE_DIR)))
+            relay.base, display_path(args.config)))
 
         series = starform.generate(tenants=args.tenants, pods_per_service=2, nodes=3)
         exporter = starform.Exporter(series)
@@ -97,11 +108,8 @@ def agent_drained(relay):
 
 def report(vm, prom, relay, series):
     ok = True
-    count_expr = 'count by (job) ({__name__=~".+"})'
-    samples_expr = 'sum by (job) (count_over_time({__name__=~".+"}[10m]))'
-    vm.flush()
-    vm_series, vm_samples = per_job(vm, count_expr), per_job(vm, samples_expr)
-    pc_series, pc_samples = per_job(prom, count_expr), per_job(prom, samples_expr)
+    vm_series, vm_samples = per_job(vm.export())
+    pc_series, pc_samples = per_job(prom.export(window="1h"))
 
     say()
     say("What arrived where (series / samples per job and destination)")
@@ -127,9 +135,9 @@ def report(vm, prom, relay, series):
         say('  count({%s!=""})%s = %d' % (label, " " * (14 - len(label)), n))
     ids = starform.tenant_values(series)
     platform_series = prom.series()
-    hits = [s for s in platform_series if set(s.values()) & ids]
+    hits = [s for s in platform_series if starform.leaked_ids(s, ids)]
     leak += len(hits)
-    say("  series whose label values contain any of the %d tenant IDs: %d (of %d scanned)" % (
+    say("  series with any of the %d tenant IDs in any label value: %d (of %d scanned)" % (
         len(ids), len(hits), len(platform_series)))
     with_ids = vm.query('count({project_id!=""})')
     say("  for contrast, VictoriaMetrics holds %s customer series with project_id" % (
@@ -175,6 +183,9 @@ def main():
     p.add_argument("--duration", type=float, default=30, help="seconds of traffic (30)")
     p.add_argument("--tenants", type=int, default=4, help="customer projects (4)")
     p.add_argument("--binary", default=None, help="promrelay binary (default: build/promrelay)")
+    p.add_argument("--config", default=CONFIG,
+                   help="promrelay config using the ${PROMRELAY_DEMO_*} variables "
+                        "(default: config/demo/promrelay.yaml)")
     args = p.parse_args()
     try:
         args.binary = args.binary or harness.promrelay_binary()

@@ -52,7 +52,9 @@ def generate(tenants=3, pods_per_service=2, nodes=2, seed=20240501):
     for t in ts:
         for s in t.services:
             for p in range(pods_per_service):
-                pod = "%s-%s-%d" % (s, "%04x" % rng.getrandbits(16), p)
+                # Opaque pod names: a name built from the service ID would
+                # carry the tenant past the labeldrop in another label.
+                pod = "pod-%06x-%d" % (rng.getrandbits(24), p)
                 pods.append((t, s, pod, node_names[len(pods) % nodes]))
 
     def tenant(t, s):
@@ -128,6 +130,11 @@ def split(series):
     platform = [platform_view(s) for s in series if is_platform(s)]
     customer = [dict(s) for s in series if not is_platform(s)]
     return platform, customer
+
+
+def leaked_ids(labels, ids):
+    """Tenant identifiers found in any label value, also as a substring."""
+    return sorted({i for v in labels.values() for i in ids if i in v})
 
 
 def tenant_values(series):

@@ -197,7 +197,9 @@ class Relay:
 
 def main():
     args = sys.argv[1:]
-    cfg = json.load(open(args[args.index("--config") + 1]))
+    text = open(args[args.index("--config") + 1]).read()
+    text = re.sub(r"\$\{(\w+)\}", lambda m: os.environ[m.group(1)], text)
+    cfg = json.loads(text)
     if BREAK == "leak":
         for d in cfg["remote_write"]:
             d["write_relabel_configs"] = [r for r in d.get("write_relabel_configs", [])
