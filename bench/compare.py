@@ -106,6 +106,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def proc_status(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -276,10 +281,9 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
 
         def phase(label, extra):
             before = sink.stats()
-            cpu0, t0 = cpu_seconds(pid), time.time()
+            cpu0 = cpu_seconds(pid)
             lg = run_loadgen(args, ingest_url, extra,
                              os.path.join(workdir, f"{name}-{label}.json"))
-            load_s = time.time() - t0
             want = expected_by_path(lg)
             d, drain_s = wait_drained(sink, before, want, args.drain_timeout)
             cpu1 = cpu_seconds(pid)
@@ -295,8 +299,8 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
                 "cpu_s_per_million": ((cpu1 - cpu0) / samples * 1e6
                                       if samples else None),
                 "drain_s": drain_s,
-                "delivered_samples_per_s": samples / (load_s + drain_s)
-                                           if samples else 0,
+                "delivered_samples_per_s":
+                    samples / (lg["elapsed_s"] + drain_s) if samples else 0,
                 "rss_bytes": proc_status(pid, "VmRSS"),
                 "verified": not problems,
             }
@@ -456,6 +460,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     workdir = tempfile.mkdtemp(prefix="promrelay-bench-")
     started = time.time()
+    load_before = loadavg()
     results = {}
     notes = []
     try:
@@ -516,6 +521,10 @@ def main():
                               text=True).stdout.strip(),
         "options": {k: v for k, v in vars(args).items()},
         "elapsed_s": time.time() - started,
+        # The machine is shared: throughput and latency move with its load;
+        # CPU per sample (the proxy's own /proc counters) much less.
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
         "results": results,
         "notes": notes,
         "problems": problems,
@@ -525,7 +534,8 @@ def main():
         json.dump(summary, f, indent=2, default=str)
     print()
     print(f"### promrelay vs vmagent — {args.series} distinct series, "
-          f"{args.duration:g} s phases, {summary['date']} ({summary['git']})")
+          f"{args.duration:g} s phases, {summary['date']} ({summary['git']}), "
+          f"load avg {load_before} -> {summary['loadavg_after']}")
     print()
     print(md)
     print()
