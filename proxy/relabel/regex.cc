@@ -328,10 +328,7 @@ bool Regex::MatchLiteral(std::string_view s) const {
   if (s.size() < min_literal_len_ || s.size() > max_literal_len_) return false;
   if (!literal_set_.empty()) return literal_set_.contains(s);
   for (const std::string& l : literals_) {
-    if (l.size() == s.size() &&
-        std::memcmp(l.data(), s.data(), s.size()) == 0) {
-      return true;
-    }
+    if (std::string_view(l) == s) return true;
   }
   return false;
 }
