@@ -15,6 +15,12 @@ bash "$root/bench/compare.sh" --quick --require-promrelay \
   --build-dir "$build_dir" --out "$out"
 rc=$?
 set -e
+if [[ $rc -eq 3 ]]; then
+  # promrelay's CLI is built but cannot run the proxy yet: reported as a
+  # skipped test (CTest SKIP_RETURN_CODE 77), never as a pass.
+  echo "ci-bench: SKIPPED: promrelay could not be measured (see NOTE above)"
+  exit 77
+fi
 if [[ $rc -ne 0 ]]; then
   echo "ci-bench: FAILED (request errors or samples lost/malformed; see above," \
        "logs in $out)"

@@ -270,12 +270,26 @@ def promrelay_usable(args, cfg):
 def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
     logfile = os.path.join(workdir, f"{name}.log")
     log(f"{name}: starting: {' '.join(cmd)}")
-    proc = subprocess.Popen(cmd, stdout=open(logfile, "w"),
-                            stderr=subprocess.STDOUT, cwd=workdir)
-    PROCS.append(proc)
     res = {"name": name, "problems": []}
     try:
-        wait_ready(proc, ready_url, 30, logfile)
+        proc = subprocess.Popen(cmd, stdout=open(logfile, "w"),
+                                stderr=subprocess.STDOUT, cwd=workdir)
+    except OSError as e:
+        res["problems"].append(f"{name}: cannot start: {e}")
+        return res
+    PROCS.append(proc)
+    try:
+        try:
+            wait_ready(proc, ready_url, 30, logfile)
+        except RuntimeError as e:
+            # The CLI exists before the server does: say so, don't call it a
+            # delivery failure.
+            if proc.poll() is not None and "not built yet" in tail(logfile):
+                res["unavailable"] = ("`promrelay --config` says: " +
+                                      tail(logfile, 3).strip())
+                log(f"{name}: NOT MEASURED: {res['unavailable']}")
+                return res
+            raise
         pid = proc.pid
         rss_idle = proc_status(pid, "VmRSS")
 
@@ -407,7 +421,7 @@ def find_tool(build_dir, name):
             if x.startswith("build")):
         p = os.path.join(d, name)
         if os.path.exists(p):
-            return p
+            return os.path.abspath(p)
     return None
 
 
@@ -433,7 +447,7 @@ def main():
     ap.add_argument("--vmagent", default=shutil.which("vmagent"))
     ap.add_argument("--only", choices=["promrelay", "vmagent"])
     ap.add_argument("--require-promrelay", action="store_true",
-                    help="fail when promrelay cannot run (CI)")
+                    help="exit 3 when promrelay cannot be measured (CI)")
     ap.add_argument("--drain-timeout", type=float, default=60)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
     args = ap.parse_args()
@@ -443,8 +457,10 @@ def main():
         args.series = min(args.series, 20000)
         args.rounds = 2
         args.drain_timeout = min(args.drain_timeout, 20)
+    args.build_dir = os.path.abspath(args.build_dir)
     if args.promrelay is None:
         args.promrelay = os.path.join(args.build_dir, "promrelay")
+    args.promrelay = os.path.abspath(args.promrelay)
     args.loadgen = find_tool(args.build_dir, "promrelay-loadgen")
     blackhole = find_tool(args.build_dir, "promrelay-blackhole")
     if not args.loadgen or not blackhole:
@@ -475,13 +491,17 @@ def main():
         if args.only in (None, "promrelay"):
             ok, why = promrelay_usable(args, cfg)
             if ok:
-                results["promrelay"] = measure(
+                r = measure(
                     args, "promrelay", [args.promrelay, "--config", cfg],
                     f"http://127.0.0.1:{pr_port}/-/ready", sink,
                     f"http://127.0.0.1:{pr_port}/api/v1/write", workdir, None)
-                lg = results["promrelay"].get("max", {}).get("loadgen")
-                if lg and lg["requests_per_s"] > 0:
-                    rate_rps = lg["requests_per_s"] / 2
+                if "unavailable" in r:
+                    notes.append(f"promrelay not measured: {r['unavailable']}")
+                else:
+                    results["promrelay"] = r
+                    lg = r.get("max", {}).get("loadgen")
+                    if lg and lg["requests_per_s"] > 0:
+                        rate_rps = lg["requests_per_s"] / 2
             else:
                 notes.append(f"promrelay not measured: {why}")
                 log(f"promrelay NOT MEASURED: {why}")
@@ -511,8 +531,7 @@ def main():
             shutil.rmtree(workdir, ignore_errors=True)
 
     problems = [p for r in results.values() for p in r["problems"]]
-    if args.require_promrelay and "promrelay" not in results:
-        problems += [n for n in notes if n.startswith("promrelay")]
+    promrelay_missing = args.only != "vmagent" and "promrelay" not in results
     md = table(results, args)
     summary = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
@@ -551,7 +570,12 @@ def main():
               "platform destination.")
     print(f"(results: {os.path.join(args.out, 'results.json')}, "
           f"{summary['elapsed_s']:.0f} s)")
-    return 1 if problems else 0
+    if problems:
+        return 1
+    if promrelay_missing and args.require_promrelay:
+        print("promrelay could not be measured (--require-promrelay): exit 3")
+        return 3
+    return 0
 
 
 if __name__ == "__main__":
