@@ -66,6 +66,17 @@ bool IsStaleConnectionError(const error_code& ec) {
          ec == asio::error::broken_pipe || ec == ssl::error::stream_truncated;
 }
 
+// TLS-layer failures after the handshake (a TLS 1.3 server checks the
+// client certificate only then) count as TLS errors, not network ones.
+HttpResponse::Error KindOf(const error_code& ec) {
+  if (ec.category() == asio::error::get_ssl_category() ||
+      ec.category() == ssl::error::get_stream_category()) {
+    return ec == ssl::error::stream_truncated ? HttpResponse::Error::kNetwork
+                                              : HttpResponse::Error::kTls;
+  }
+  return HttpResponse::Error::kNetwork;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Endpoint>> MakeEndpoint(
@@ -312,9 +323,8 @@ HttpResponse HttpClient::Impl::Attempt(const Endpoint& ep,
   error_code ec = tls ? Write(*tls, req) : Write(*plain, req);
   if (ec || aborted.load() || timed_out) {
     *stale = reused && IsStaleConnectionError(ec);
-    return Failure(
-        HttpResponse::Error::kNetwork,
-        absl::StrCat("send to ", ep.url.host_header, ": ", ec.message()));
+    return Failure(KindOf(ec), absl::StrCat("send to ", ep.url.host_header,
+                                            ": ", ec.message()));
   }
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxResponseBody);
@@ -323,7 +333,7 @@ HttpResponse HttpClient::Impl::Attempt(const Endpoint& ep,
   if ((ec && !(ec == http::error::body_limit && header_ok)) || aborted.load() ||
       timed_out) {
     *stale = reused && !parser.got_some() && IsStaleConnectionError(ec);
-    return Failure(HttpResponse::Error::kNetwork,
+    return Failure(KindOf(ec),
                    absl::StrCat("read response from ", ep.url.host_header, ": ",
                                 ec.message()));
   }
