@@ -151,7 +151,7 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text);
 // of 1000, KiB/MiB/GiB/TiB powers of 1024.
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
 // Formats a duration the way Prometheus prints one ("1m30s", "0s").
-std::string FormatDuration(absl::Duration d);
+std::string DurationString(absl::Duration d);
 // Replaces `${NAME}` with the environment variable NAME and `$$` with `$`;
 // any other `$` stays literal. Errors name the variable, never a value.
 absl::StatusOr<std::string> ExpandEnv(std::string_view text);

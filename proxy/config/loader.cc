@@ -320,13 +320,14 @@ class Loader {
                   std::initializer_list<absl::string_view> allowed) {
     MapView view;
     view.path = std::move(path);
-    view.pos = node.IsNull() ? fallback : PosOf(node);
+    // Missing keys are reported at the key that opened this mapping.
+    view.pos = fallback;
     if (!node.IsDefined() || node.IsNull()) {
       view.valid = true;
       return view;
     }
     if (!node.IsMap()) {
-      Error(view.pos, view.path,
+      Error(PosOf(node), view.path,
             absl::StrCat("expected a mapping, got ", KindName(node)));
       return view;
     }
@@ -604,33 +605,28 @@ class Loader {
             absl::StrCat("expected a mapping, got ", KindName(e->value)));
       return false;
     }
-    bool ok = true;
     for (auto it = e->value.begin(); it != e->value.end(); ++it) {
       Pos kpos = PosOf(it->first);
       if (!it->first.IsScalar()) {
         Error(kpos, m.Child(key), "a key must be a string");
-        ok = false;
         continue;
       }
       std::string name = it->first.Scalar();
       std::string field = ChildPath(m.Child(key), name);
       if (out->count(name)) {
         Error(kpos, field, "duplicate key");
-        ok = false;
         continue;
       }
       Entry value{name, it->first, it->second, kpos,
                   it->second.IsNull() ? kpos : PosOf(it->second)};
       std::optional<std::string> text = ScalarText(value, field, true);
-      if (!text) {
-        ok = false;
-        continue;
-      }
+      if (!text) continue;  // reported; the other entries are still checked
       (void)secret;
       (*out)[name] = *std::move(text);
       if (key_positions) (*key_positions)[name] = kpos;
     }
-    return ok;
+    // Entries read are in *out even when others failed, so callers check them.
+    return true;
   }
 
   fs::path Resolve(const std::string& path) const {
@@ -811,9 +807,10 @@ class Loader {
         }
       }
       if (index >= metas.size()) index = 0;
-      ReportRuleError(IndexPath(path, index),
-                      metas.empty() ? RuleMeta{e->value_pos} : metas[index],
-                      msg);
+      ReportRuleError(
+          IndexPath(path, index),
+          metas.empty() ? RuleMeta{e->value_pos, {}, false} : metas[index],
+          msg);
       return;
     }
     *out = *std::move(set);
@@ -900,7 +897,7 @@ class Loader {
                 {"server", "global", "relabel_configs", "remote_write"});
     // The name scheme decides rule validation, so read it first.
     if (const Entry* g = top.Find("global")) {
-      MapView global = ReadMap(g->value, "global", g->value_pos,
+      MapView global = ReadMap(g->value, "global", g->key_pos,
                                {"metric_name_validation_scheme"});
       int scheme =
           GetEnum(global, "metric_name_validation_scheme", {"utf8", "legacy"});
@@ -972,7 +969,7 @@ class Loader {
     GetDuration(m, "shutdown_timeout", &s->shutdown_timeout,
                 /*allow_zero=*/true);
     if (const Entry* t = m.Find("tls")) {
-      MapView tls = ReadMap(t->value, m.Child("tls"), t->value_pos,
+      MapView tls = ReadMap(t->value, m.Child("tls"), t->key_pos,
                             {"cert_file", "key_file"});
       if (tls.valid && !t->value.IsNull()) {
         ServerTls out;
@@ -1045,11 +1042,12 @@ class Loader {
                           {"name", "bearer_token", "bearer_token_file",
                            "basic_auth", "inject_labels"});
       ClientAuth c;
-      if (!GetString(m, "name", &c.name) || c.name.empty()) {
-        if (!m.Has("name") || c.name.empty()) {
-          Error(m.Has("name") ? m.Find("name")->value_pos : m.pos,
-                m.Child("name"), "required (non-empty)");
-        }
+      bool name_read = GetString(m, "name", &c.name);
+      if (!m.Has("name") || (name_read && c.name.empty())) {
+        Error(m.Has("name") ? m.Find("name")->value_pos : m.pos,
+              m.Child("name"), "required (non-empty)");
+      } else if (!name_read) {
+        // reported by GetString
       } else if (auto [it, fresh] = names.emplace(c.name, cpath); !fresh) {
         Error(m.Find("name")->value_pos, m.Child("name"),
               absl::StrCat("duplicate client name ", Quote(c.name), " (also ",
@@ -1107,13 +1105,12 @@ class Loader {
                          KindName(e.value)));
       return;
     }
-    MapView m = ReadMap(e.value, path, e.value_pos,
+    MapView m = ReadMap(e.value, path, e.key_pos,
                         {"username", "password", "password_file"});
-    if (!GetString(m, "username", username) || username->empty()) {
-      if (!m.Has("username") || username->empty()) {
-        Error(m.Has("username") ? m.Find("username")->value_pos : m.pos,
-              m.Child("username"), "required (non-empty)");
-      }
+    bool read = GetString(m, "username", username);
+    if (!m.Has("username") || (read && username->empty())) {
+      Error(m.Has("username") ? m.Find("username")->value_pos : m.pos,
+            m.Child("username"), "required (non-empty)");
     }
     GetSecret(m, "password", "password_file", password, password_file);
   }
@@ -1282,7 +1279,7 @@ class Loader {
     }
     // tls_config
     if (const Entry* t = m.Find("tls_config")) {
-      MapView tls = ReadMap(t->value, m.Child("tls_config"), t->value_pos,
+      MapView tls = ReadMap(t->value, m.Child("tls_config"), t->key_pos,
                             {"ca_file", "cert_file", "key_file", "server_name",
                              "insecure_skip_verify"});
       if (tls.valid) {
@@ -1337,7 +1334,7 @@ class Loader {
 
   void LoadQueue(const Entry& e, const std::string& path, QueueConfig* q) {
     MapView m = ReadMap(
-        e.value, path, e.value_pos,
+        e.value, path, e.key_pos,
         {"shards", "max_samples_per_send", "batch_send_deadline", "min_backoff",
          "max_backoff", "retry_on_http_429", "max_memory_bytes"});
     if (!m.valid) return;
@@ -1350,11 +1347,10 @@ class Loader {
     if ((min_ok || !min_given) && (max_ok || !max_given) &&
         q->min_backoff > q->max_backoff) {
       std::string key = max_given ? "max_backoff" : "min_backoff";
-      Error(
-          m.Find(key)->value_pos, m.Child(key),
-          absl::StrCat("min_backoff (", config::FormatDuration(q->min_backoff),
-                       ") is greater than max_backoff (",
-                       config::FormatDuration(q->max_backoff), ")"));
+      Error(m.Find(key)->value_pos, m.Child(key),
+            absl::StrCat("min_backoff (", DurationString(q->min_backoff),
+                         ") is greater than max_backoff (",
+                         DurationString(q->max_backoff), ")"));
     }
     GetBool(m, "retry_on_http_429", &q->retry_on_http_429);
     GetBytes(m, "max_memory_bytes", &q->max_memory_bytes);
@@ -1362,7 +1358,7 @@ class Loader {
 
   void LoadStorage(const Entry& e, const std::string& path, StorageConfig* s,
                    std::map<std::string, std::string>* storage_dirs) {
-    MapView m = ReadMap(e.value, path, e.value_pos,
+    MapView m = ReadMap(e.value, path, e.key_pos,
                         {"path", "max_bytes", "on_full", "fsync",
                          "fsync_interval", "segment_bytes"});
     if (!m.valid) return;

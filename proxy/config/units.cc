@@ -90,7 +90,7 @@ absl::StatusOr<absl::Duration> ParseDuration(std::string_view text_in) {
   return absl::Milliseconds(static_cast<int64_t>(total_ms));
 }
 
-std::string FormatDuration(absl::Duration d) {
+std::string DurationString(absl::Duration d) {
   int64_t ms = absl::ToInt64Milliseconds(d);
   if (ms <= 0) return ms == 0 ? "0s" : absl::StrCat(absl::FormatDuration(d));
   std::string out;
