@@ -68,6 +68,8 @@ Other modes:
   --self-check       verify every payload decodes (independent reader, and
                      the protoc reference classes when built with them)
   --out FILE         also write the JSON summary to FILE
+  --fail-on-error    exit 1 when any request failed (default: exit 0 and
+                     report errors in the summary)
   -q                 no progress on stderr
 )";
 
@@ -107,6 +109,7 @@ struct Options {
   bool self_check = false;
   int64_t print_series = -1;
   std::string out_file;
+  bool fail_on_error = false;
   bool quiet = false;
 };
 
@@ -344,6 +347,8 @@ int Main(int argc, char** argv) {
       o.self_check = true;
     } else if (a == "--out") {
       o.out_file = need(i);
+    } else if (a == "--fail-on-error") {
+      o.fail_on_error = true;
     } else if (a == "-q") {
       o.quiet = true;
     } else {
@@ -525,6 +530,12 @@ int Main(int argc, char** argv) {
                  static_cast<unsigned long long>(n_errors), elapsed,
                  elapsed > 0 ? total.samples_ok / elapsed : 0,
                  ms(total.hist.Quantile(0.5)), ms(total.hist.Quantile(0.99)));
+  }
+  if (o.fail_on_error && n_errors > 0) {
+    std::fprintf(stderr, "loadgen: %llu requests failed; first: %s\n",
+                 static_cast<unsigned long long>(n_errors),
+                 total.first_error.c_str());
+    return 1;
   }
   return 0;
 }

@@ -79,14 +79,15 @@ Result Run(const std::string& dir, FsyncPolicy policy, int threads,
           std::fprintf(stderr, "append: %s\n", st.ToString().c_str());
           std::exit(1);
         }
-        lat[t].push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        lat[t].push_back(
+            std::chrono::duration<double, std::micro>(t1 - t0).count());
       }
     });
   }
   for (auto& th : ts) th.join();
-  const double elapsed = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - start)
-                             .count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   stop = true;
   consumer.join();
   Result r;
@@ -169,9 +170,9 @@ int main(int argc, char** argv) {
     }
     for (int t : threads) {
       Result r = Run(run_dir, policy, t, record_bytes, seconds);
-      std::printf("%-9s %7d %12.0f %9.1f %9.0f %9.0f %9.0f %10.1f\n",
-                  p.c_str(), t, r.appends_per_sec, r.mib_per_sec, r.p50_us,
-                  r.p99_us, r.p999_us,
+      std::printf("%-9s %7d %12.0f %9.1f %9.0f %9.0f %9.0f %10.1f\n", p.c_str(),
+                  t, r.appends_per_sec, r.mib_per_sec, r.p50_us, r.p99_us,
+                  r.p999_us,
                   r.fsyncs ? static_cast<double>(r.appends) / r.fsyncs : 0.0);
       std::fflush(stdout);
     }
