@@ -295,12 +295,26 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
 
         def phase(label, extra):
             before = sink.stats()
+            perf = None
+            if args.perf and label == "max" and shutil.which("perf"):
+                # Profile the closed-loop phase: perf report -i <file>.
+                perf = subprocess.Popen(
+                    ["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o",
+                     os.path.join(args.out, f"{name}.perf.data")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                PROCS.append(perf)
             cpu0 = cpu_seconds(pid)
             lg = run_loadgen(args, ingest_url, extra,
                              os.path.join(workdir, f"{name}-{label}.json"))
             want = expected_by_path(lg)
             d, drain_s = wait_drained(sink, before, want, args.drain_timeout)
             cpu1 = cpu_seconds(pid)
+            if perf is not None:
+                perf.send_signal(signal.SIGINT)
+                try:
+                    perf.wait(30)
+                except subprocess.TimeoutExpired:
+                    perf.kill()
             problems = verify(d, want, lg, f"{name}/{label}")
             res["problems"] += problems
             samples = lg["samples_sent"]
@@ -448,6 +462,9 @@ def main():
     ap.add_argument("--only", choices=["promrelay", "vmagent"])
     ap.add_argument("--require-promrelay", action="store_true",
                     help="exit 3 when promrelay cannot be measured (CI)")
+    ap.add_argument("--perf", action="store_true",
+                    help="perf record each proxy during the closed-loop phase "
+                    "(<out>/<name>.perf.data)")
     ap.add_argument("--drain-timeout", type=float, default=60)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
     args = ap.parse_args()

@@ -401,10 +401,22 @@ int Main(int argc, char** argv) {
     n_payloads = std::min<uint64_t>(n_payloads, o.requests);
   const bool keep_raw = o.self_check || !o.dump_dir.empty();
   std::vector<Prebuilt> payloads(n_payloads);
+  {
+    // Encoding and compressing are independent per payload: use the cores.
+    std::atomic<uint64_t> next{0};
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < std::max(1u, std::thread::hardware_concurrency());
+         ++t) {
+      pool.emplace_back([&] {
+        for (uint64_t k; (k = next.fetch_add(1)) < n_payloads;)
+          payloads[k].payload = gen.Build(k, keep_raw);
+      });
+    }
+    for (auto& th : pool) th.join();
+  }
   uint64_t compressed_bytes = 0, raw_bytes = 0;
   for (uint64_t k = 0; k < n_payloads; ++k) {
     Prebuilt& pb = payloads[k];
-    pb.payload = gen.Build(k, keep_raw);
     compressed_bytes += pb.payload.compressed.size();
     raw_bytes += pb.payload.raw_size;
     if (o.self_check) {

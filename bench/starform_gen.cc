@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -505,8 +506,23 @@ double StarformGenerator::Value(const GenSeries& s, uint64_t round) {
 
 void StarformGenerator::Prepare() {
   prepared_.clear();
-  prepared_.reserve(opts_.distinct_series);
-  for (uint64_t i = 0; i < opts_.distinct_series; ++i) {
+  prepared_.resize(opts_.distinct_series);
+  // Independent per series: split over the cores.
+  const uint64_t n = opts_.distinct_series;
+  const uint64_t threads =
+      std::clamp<uint64_t>(std::thread::hardware_concurrency(), 1, 8);
+  std::vector<std::thread> pool;
+  for (uint64_t t = 0; t < threads; ++t) {
+    pool.emplace_back([this, t, threads, n] {
+      for (uint64_t i = n * t / threads; i < n * (t + 1) / threads; ++i)
+        prepared_[i] = PrepareOne(i);
+    });
+  }
+  for (auto& th : pool) th.join();
+}
+
+StarformGenerator::Prepared StarformGenerator::PrepareOne(uint64_t i) const {
+  {
     GenSeries s = MakeSeries(i);
     Prepared p;
     p.platform = s.platform;
@@ -531,7 +547,7 @@ void StarformGenerator::Prepare() {
       }
       p.platform_hash = LabelsHash(kept);
     }
-    prepared_.push_back(std::move(p));
+    return p;
   }
 }
 

@@ -101,6 +101,8 @@ class StarformGenerator {
     bool counter = true;
     double base = 0, step = 0;
   };
+  Prepared PrepareOne(uint64_t i) const;
+
   GenOptions opts_;
   std::vector<Prepared> prepared_;
 };
