@@ -74,9 +74,14 @@ RE2::Options Re2Options() {
 // One alternative of a pattern made of literal characters and `.*`/`.+`
 // tokens, or nullopt-equivalent false when it is anything else.
 struct Token {
-  enum Type { kLit, kDotStar, kDotPlus } type;
+  enum Type { kLit, kDotStar, kDotPlus, kGroupStar, kGroupPlus } type;
   std::string lit;
+  bool is_var() const { return type != kLit; }
 };
+
+bool IsQuantifier(char c) {
+  return c == '?' || c == '*' || c == '+' || c == '{';
+}
 
 bool IsAsciiPunct(unsigned char c) { return c < 0x80 && std::ispunct(c); }
 
@@ -115,13 +120,21 @@ bool Tokenize(std::string_view alt, std::vector<Token>& out) {
     if (c == '.') {
       if (i + 1 < end && (alt[i + 1] == '*' || alt[i + 1] == '+')) {
         // `.*?` and friends: not handled here.
-        if (i + 2 < end && (alt[i + 2] == '?' || alt[i + 2] == '*' ||
-                            alt[i + 2] == '+' || alt[i + 2] == '{')) {
-          return false;
-        }
+        if (i + 2 < end && IsQuantifier(alt[i + 2])) return false;
         out.push_back(
             {alt[i + 1] == '*' ? Token::kDotStar : Token::kDotPlus, {}});
         i += 2;
+        continue;
+      }
+      return false;
+    }
+    if (c == '(') {
+      std::string_view g = alt.substr(i, 4);
+      if ((g == "(.*)" || g == "(.+)") &&
+          (i + 4 >= end || !IsQuantifier(alt[i + 4]))) {
+        out.push_back(
+            {g == "(.*)" ? Token::kGroupStar : Token::kGroupPlus, {}});
+        i += 4;
         continue;
       }
       return false;
@@ -267,38 +280,36 @@ absl::StatusOr<Regex> Regex::Compile(std::string_view pattern,
   if (!allow_fast_paths) return r;
 
   std::string_view p = *rewritten;
-  if (p == "(.*)" || p == "(.+)") {
-    r.kind_ = p == "(.*)" ? Kind::kAny : Kind::kNonEmpty;
-    return r;
-  }
   std::vector<std::string_view> alts = SplitAlternatives(p);
   std::vector<Token> tokens;
   if (alts.size() == 1) {
     if (!Tokenize(alts[0], tokens)) return r;
-    auto is = [&](size_t i, Token::Type t) { return tokens[i].type == t; };
-    if (tokens.size() == 1 && is(0, Token::kDotStar)) {
-      r.kind_ = Kind::kAny;
-    } else if (tokens.size() == 1 && is(0, Token::kDotPlus)) {
-      r.kind_ = Kind::kNonEmpty;
-    } else if (tokens.size() == 2 && is(0, Token::kLit) &&
-               is(1, Token::kDotStar)) {
-      r.kind_ = Kind::kPrefix;
-      r.literals_.push_back(tokens[0].lit);
-    } else if (tokens.size() == 2 && is(0, Token::kDotStar) &&
-               is(1, Token::kLit)) {
-      r.kind_ = Kind::kSuffix;
-      r.literals_.push_back(tokens[1].lit);
-    } else if (tokens.size() == 3 && is(0, Token::kDotStar) &&
-               is(1, Token::kLit) && is(2, Token::kDotStar)) {
+    size_t vars = 0, var_at = 0;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (tokens[i].is_var()) {
+        ++vars;
+        var_at = i;
+      }
+    }
+    auto lit_at = [&](size_t i) -> std::string {
+      return i < tokens.size() && !tokens[i].is_var() ? tokens[i].lit : "";
+    };
+    if (vars == 0) {
+      r.kind_ = Kind::kLiterals;
+      r.literals_.push_back(lit_at(0));
+      r.min_literal_len_ = r.max_literal_len_ = r.literals_[0].size();
+    } else if (vars == 1) {
+      // [prefix] var [suffix]: the split is unique, so the one group (if
+      // any) is simply the middle.
+      r.kind_ = Kind::kAffix;
+      r.prefix_ = var_at > 0 ? lit_at(0) : "";
+      r.suffix_ = lit_at(var_at + 1);
+      Token::Type t = tokens[var_at].type;
+      r.middle_min_ = (t == Token::kDotPlus || t == Token::kGroupPlus) ? 1 : 0;
+    } else if (tokens.size() == 3 && tokens[0].type == Token::kDotStar &&
+               !tokens[1].is_var() && tokens[2].type == Token::kDotStar) {
       r.kind_ = Kind::kContains;
       r.literals_.push_back(tokens[1].lit);
-    } else if (tokens.size() <= 1 && (tokens.empty() || is(0, Token::kLit))) {
-      r.kind_ = Kind::kLiterals;
-      r.literals_.push_back(tokens.empty() ? std::string() : tokens[0].lit);
-    }
-    if (r.kind_ != Kind::kRe2) {
-      r.min_literal_len_ = r.max_literal_len_ =
-          r.literals_.empty() ? 0 : r.literals_[0].size();
     }
     return r;
   }
@@ -335,16 +346,11 @@ bool Regex::MatchLiteral(std::string_view s) const {
 
 bool Regex::Match(std::string_view s, MatchScratch& scratch) const {
   switch (kind_) {
-    case Kind::kAny:
-      return true;
-    case Kind::kNonEmpty:
-      return !s.empty();
     case Kind::kLiterals:
       return MatchLiteral(s);
-    case Kind::kPrefix:
-      return s.starts_with(literals_[0]);
-    case Kind::kSuffix:
-      return s.ends_with(literals_[0]);
+    case Kind::kAffix:
+      return s.size() >= prefix_.size() + suffix_.size() + middle_min_ &&
+             s.starts_with(prefix_) && s.ends_with(suffix_);
     case Kind::kContains:
       return s.find(literals_[0]) != std::string_view::npos;
     case Kind::kRe2:
@@ -360,8 +366,11 @@ bool Regex::MatchGroups(std::string_view s, int n, Group* groups,
   if (kind_ != Kind::kRe2) {
     if (!Match(s, scratch)) return false;
     groups[0] = s;
-    // Only (.*) / (.+) have a group, and it is the whole input.
-    for (int i = 1; i <= n; ++i) groups[i] = s;
+    // Only an affix pattern can have a group: `(.*)` or `(.+)` in the middle.
+    if (n >= 1) {
+      groups[1] =
+          s.substr(prefix_.size(), s.size() - prefix_.size() - suffix_.size());
+    }
     return true;
   }
   return MatchRe2(s, n, groups, scratch);

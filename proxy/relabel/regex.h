@@ -33,11 +33,8 @@ struct MatchScratch {
 class Regex {
  public:
   enum class Kind {
-    kAny,       // .*  or (.*): matches everything
-    kNonEmpty,  // .+  or (.+)
     kLiterals,  // a|b|c of plain literals (possibly one, possibly empty)
-    kPrefix,    // lit.*
-    kSuffix,    // .*lit
+    kAffix,     // [prefix] one of .* .+ (.*) (.+) [suffix]
     kContains,  // .*lit.*
     kRe2,
   };
@@ -67,6 +64,9 @@ class Regex {
   Kind kind() const { return kind_; }
   // For kLiterals: the alternatives.
   const std::vector<std::string>& literals() const { return literals_; }
+  // For kAffix: the literal text before and after the variable part.
+  const std::string& prefix() const { return prefix_; }
+  const std::string& suffix() const { return suffix_; }
   // The pattern as written.
   const std::string& pattern() const { return pattern_; }
   bool IsDefault() const { return pattern_ == "(.*)"; }
@@ -83,6 +83,8 @@ class Regex {
   std::vector<std::string> literals_;  // kLiterals; or the one literal
   absl::flat_hash_set<std::string_view> literal_set_;  // many literals
   size_t min_literal_len_ = 0, max_literal_len_ = 0;
+  std::string prefix_, suffix_;  // kAffix
+  size_t middle_min_ = 0;        // kAffix: 1 for .+
   std::unique_ptr<re2::RE2> re_;
 };
 

@@ -172,7 +172,25 @@ class Arena {
   size_t used_ = 0;
 };
 
-bool NameLess(const Label& a, const Label& b) { return a.name < b.name; }
+// Byte-wise three-way compare. Label names are short and usually differ
+// early, so an inlined loop beats a call to memcmp.
+inline int CompareNames(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  const auto* pa = reinterpret_cast<const unsigned char*>(a.data());
+  const auto* pb = reinterpret_cast<const unsigned char*>(b.data());
+  for (size_t i = 0; i < n; ++i) {
+    if (pa[i] != pb[i]) return pa[i] < pb[i] ? -1 : 1;
+  }
+  return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
+}
+
+inline bool SameName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CompareNames(a, b) == 0;
+}
+
+bool NameLess(const Label& a, const Label& b) {
+  return CompareNames(a.name, b.name) < 0;
+}
 
 }  // namespace
 
@@ -212,17 +230,23 @@ struct LabelBuilder::State {
   size_t live() const { return base_live + add.size(); }
 
   BaseEntry* FindBase(std::string_view name) {
-    auto it = std::lower_bound(base.begin(), base.end(), name,
-                               [](const BaseEntry& e, std::string_view n) {
-                                 return e.label.name < n;
-                               });
-    if (it != base.end() && it->label.name == name) return &*it;
+    size_t lo = 0, hi = base.size();
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      int c = CompareNames(base[mid].label.name, name);
+      if (c == 0) return &base[mid];
+      if (c < 0) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
     return nullptr;
   }
 
   std::string_view Get(std::string_view name) {
     for (const Label& a : add) {
-      if (a.name == name) return a.value;
+      if (SameName(a.name, name)) return a.value;
     }
     BaseEntry* e = FindBase(name);
     if (e != nullptr && !e->touched) return e->label.value;
@@ -241,7 +265,7 @@ struct LabelBuilder::State {
   void SetStable(std::string_view name, std::string_view value) {
     result_valid = false;
     for (Label& a : add) {
-      if (a.name == name) {
+      if (SameName(a.name, name)) {
         a.value = value;
         return;
       }
@@ -253,7 +277,7 @@ struct LabelBuilder::State {
   void Del(std::string_view name) {
     result_valid = false;
     for (auto it = add.begin(); it != add.end(); ++it) {
-      if (it->name == name) {
+      if (SameName(it->name, name)) {
         add.erase(it);
         break;
       }
@@ -286,17 +310,27 @@ void LabelBuilder::Reset(absl::Span<const Label> input) {
   s.add.clear();
   s.arena.Reset();
   s.result_valid = false;
-  // An empty value is the same as an absent label.
+  // An empty value is the same as an absent label. Senders sort labels, so
+  // check for strictly increasing names while copying and sort only if not.
+  s.base.resize(input.size());
+  size_t n = 0;
+  bool strictly_sorted = true;
   for (const Label& l : input) {
-    if (!l.value.empty()) s.base.push_back({l, false});
+    if (l.value.empty()) continue;
+    if (n > 0 && strictly_sorted &&
+        CompareNames(s.base[n - 1].label.name, l.name) >= 0) {
+      strictly_sorted = false;
+    }
+    s.base[n++] = {l, false};
   }
-  auto less = [](const State::BaseEntry& a, const State::BaseEntry& b) {
-    return a.label.name < b.label.name;
-  };
-  if (!std::is_sorted(s.base.begin(), s.base.end(), less)) {
-    if (s.base.size() <= 32) {
+  s.base.resize(n);
+  if (!strictly_sorted) {
+    auto less = [](const State::BaseEntry& a, const State::BaseEntry& b) {
+      return CompareNames(a.label.name, b.label.name) < 0;
+    };
+    if (n <= 32) {
       // Stable insertion sort: no allocation for the usual small sets.
-      for (size_t i = 1; i < s.base.size(); ++i) {
+      for (size_t i = 1; i < n; ++i) {
         State::BaseEntry e = s.base[i];
         size_t j = i;
         for (; j > 0 && less(e, s.base[j - 1]); --j) s.base[j] = s.base[j - 1];
@@ -305,12 +339,12 @@ void LabelBuilder::Reset(absl::Span<const Label> input) {
     } else {
       std::stable_sort(s.base.begin(), s.base.end(), less);
     }
+    // A repeated name keeps its first value (a label set is a map).
+    auto same = [](const State::BaseEntry& a, const State::BaseEntry& b) {
+      return SameName(a.label.name, b.label.name);
+    };
+    s.base.erase(std::unique(s.base.begin(), s.base.end(), same), s.base.end());
   }
-  // A repeated name keeps its first value (a label set is a map).
-  auto same = [](const State::BaseEntry& a, const State::BaseEntry& b) {
-    return a.label.name == b.label.name;
-  };
-  s.base.erase(std::unique(s.base.begin(), s.base.end(), same), s.base.end());
   s.base_live = s.base.size();
 }
 
@@ -339,18 +373,24 @@ void LabelBuilder::Delete(std::string_view name) { state_->Del(name); }
 absl::Span<const Label> LabelBuilder::Result() {
   State& s = *state_;
   if (s.result_valid) return s.result;
-  s.result.clear();
-  // The written labels, sorted, merged into the untouched (sorted) input.
-  s.visit.assign(s.add.begin(), s.add.end());
-  std::sort(s.visit.begin(), s.visit.end(), NameLess);
-  auto a = s.visit.begin();
-  for (const State::BaseEntry& e : s.base) {
-    if (e.touched) continue;
-    while (a != s.visit.end() && a->name < e.label.name)
-      s.result.push_back(*a++);
-    s.result.push_back(e.label);
+  s.result.resize(s.live());
+  Label* out = s.result.data();
+  if (s.add.empty()) {
+    for (const State::BaseEntry& e : s.base) {
+      if (!e.touched) *out++ = e.label;
+    }
+  } else {
+    // The written labels, sorted, merged into the untouched (sorted) input.
+    s.visit.assign(s.add.begin(), s.add.end());
+    std::sort(s.visit.begin(), s.visit.end(), NameLess);
+    auto a = s.visit.begin();
+    for (const State::BaseEntry& e : s.base) {
+      if (e.touched) continue;
+      while (a != s.visit.end() && NameLess(*a, e.label)) *out++ = *a++;
+      *out++ = e.label;
+    }
+    while (a != s.visit.end()) *out++ = *a++;
   }
-  s.result.insert(s.result.end(), a, s.visit.end());
   s.result_valid = true;
   return s.result;
 }

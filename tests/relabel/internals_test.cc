@@ -25,11 +25,20 @@ Regex MustRegex(const std::string& p, bool fast = true) {
 TEST_CASE("regex: fast path selection", "[relabel][internals]") {
   using K = Regex::Kind;
   const std::pair<const char*, K> cases[] = {
-      {"(.*)", K::kAny},
-      {".*", K::kAny},
-      {"^.*$", K::kAny},
-      {"(.+)", K::kNonEmpty},
-      {".+", K::kNonEmpty},
+      {"(.*)", K::kAffix},
+      {".*", K::kAffix},
+      {"^.*$", K::kAffix},
+      {"(.+)", K::kAffix},
+      {".+", K::kAffix},
+      {"__meta_(.+)", K::kAffix},
+      {"(.*)_total", K::kAffix},
+      {"a(.*)b", K::kAffix},
+      {"a.+b", K::kAffix},
+      {"(.*)?", K::kRe2},
+      {"(.*)(.*)", K::kRe2},
+      {"(.*).*", K::kRe2},
+      {"(.*?)", K::kRe2},
+      {"(a.*)", K::kRe2},
       {"shuttle|node-exporter|kube-state-metrics|envoy-self", K::kLiterals},
       {"project_id|service_id|workspace_id", K::kLiterals},
       {"", K::kLiterals},
@@ -37,9 +46,9 @@ TEST_CASE("regex: fast path selection", "[relabel][internals]") {
       {"^a$|^b$", K::kLiterals},
       {"a\\.b", K::kLiterals},
       {"10\\.0\\.0\\.1:80", K::kLiterals},
-      {"foo.*", K::kPrefix},
-      {".*_total", K::kSuffix},
-      {".*_total$", K::kSuffix},
+      {"foo.*", K::kAffix},
+      {".*_total", K::kAffix},
+      {".*_total$", K::kAffix},
       {".*-metrics.*", K::kContains},
       {"(a)", K::kRe2},
       {"a.b", K::kRe2},
@@ -129,6 +138,7 @@ TEST_CASE("regex: fast paths agree with RE2", "[relabel][internals]") {
   }
   MatchScratch scratch;
   std::vector<Group> fg(3), sg(3);
+  int matched = 0, matched_with_group = 0;
   for (const std::string& p : patterns) {
     Regex fast = MustRegex(p, true);
     Regex slow = MustRegex(p, false);
@@ -137,7 +147,13 @@ TEST_CASE("regex: fast paths agree with RE2", "[relabel][internals]") {
     // Inputs: random ones plus the pattern's own literals.
     std::vector<std::string> inputs;
     for (int k = 0; k < 40; ++k) inputs.push_back(RandomString(rng, 6));
-    for (const std::string& l : fast.literals()) {
+    std::vector<std::string> seeds = fast.literals();
+    seeds.push_back(fast.prefix() + fast.suffix());
+    seeds.push_back(fast.prefix() + "x" + fast.suffix());
+    seeds.push_back(fast.prefix() + "\xff\n" + fast.suffix());
+    seeds.push_back(fast.prefix() + fast.suffix() + fast.prefix() +
+                    fast.suffix());
+    for (const std::string& l : seeds) {
       inputs.push_back(l);
       inputs.push_back(l + "x");
       inputs.push_back("\xff" + l);
@@ -153,6 +169,8 @@ TEST_CASE("regex: fast paths agree with RE2", "[relabel][internals]") {
       REQUIRE(ga == a);
       REQUIRE(gb == b);
       if (a) {
+        ++matched;
+        if (n > 0) ++matched_with_group;
         for (int g = 0; g <= n; ++g) {
           CHECK(fg[g] == sg[g]);
           CHECK((fg[g].data() == nullptr) == (sg[g].data() == nullptr));
@@ -160,6 +178,9 @@ TEST_CASE("regex: fast paths agree with RE2", "[relabel][internals]") {
       }
     }
   }
+  // The comparison must not be vacuous.
+  CHECK(matched > 500);
+  CHECK(matched_with_group > 100);
 }
 
 TEST_CASE("regex: (?<name> rewrite", "[relabel][internals]") {
