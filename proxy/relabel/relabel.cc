@@ -580,8 +580,10 @@ absl::StatusOr<std::shared_ptr<const RuleSet::Rule>> RuleSet::CompileRule(
     }
   }
   if (spec.source_labels.has_value()) {
+    // Prometheus parses source_labels with UTF-8 validation whatever the
+    // rule's scheme (prometheus/common LabelName.UnmarshalYAML).
     for (const std::string& name : *spec.source_labels) {
-      if (!IsValidLabelName(name, scheme)) {
+      if (!IsValidLabelName(name, NameScheme::kUtf8)) {
         return FieldError("source_labels",
                           Concat(GoQuote(name), " is not a valid label name"));
       }
