@@ -18,9 +18,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <compare>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -28,12 +30,23 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "proxy/queue/crc32c.h"
 
 namespace promrelay::queue {
 namespace {
+
+// Waits on `cv` until `t` (absl time: the records' enqueue times are wall
+// clock). std primitives rather than absl::Mutex so ThreadSanitizer, which
+// cannot see inside the prebuilt abseil, checks this code.
+void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+               absl::Time t) {
+  if (t == absl::InfiniteFuture()) {
+    cv.wait(lock);
+  } else {
+    cv.wait_until(lock, absl::ToChronoTime(t));
+  }
+}
 
 constexpr char kCheckpointName[] = "checkpoint";
 constexpr char kCheckpointTmpName[] = "checkpoint.tmp";
@@ -280,14 +293,14 @@ class DiskQueueImpl final : public DiskQueue {
   ~DiskQueueImpl() override {
     Close();
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       stopping_ = true;
-      bg_cv_.Signal();
+      bg_cv_.notify_one();
     }
     if (bg_.joinable()) bg_.join();
     if (opened_) (void)Flush();
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       segs_.clear();
       write_seg_.reset();
     }
@@ -305,9 +318,9 @@ class DiskQueueImpl final : public DiskQueue {
   absl::Status Commit(size_t count) override;
   Stats GetStats() const override;
   void Close() override {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     closed_ = true;
-    reader_cv_.SignalAll();
+    reader_cv_.notify_all();
   }
   const RecoveryReport& recovery() const override { return report_; }
   absl::Status Flush() override;
@@ -346,7 +359,8 @@ class DiskQueueImpl final : public DiskQueue {
   absl::Status CreateSegment(uint64_t seq, bool sync_dir)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Leader/follower group commit: returns once durable_lsn_ >= lsn.
-  absl::Status AwaitDurable(uint64_t lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AwaitDurable(std::unique_lock<std::mutex>& lock, uint64_t lsn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CountFsync(absl::Duration d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteCheckpoint(bool force) ABSL_LOCKS_EXCLUDED(mu_);
   void Background();
@@ -365,10 +379,11 @@ class DiskQueueImpl final : public DiskQueue {
   RecoveryReport report_;  // written only during Open()
   std::thread bg_;
 
-  mutable absl::Mutex mu_;
-  absl::CondVar reader_cv_;  // the consumer waits for data
-  absl::CondVar sync_cv_;    // group commit followers wait for the leader
-  absl::CondVar bg_cv_;      // wakes the background thread to stop
+  mutable std::mutex mu_;
+  std::condition_variable reader_cv_;  // the consumer waits for data
+  std::condition_variable
+      sync_cv_;                    // group commit followers wait for the leader
+  std::condition_variable bg_cv_;  // wakes the background thread to stop
   std::map<uint64_t, std::shared_ptr<Segment>> segs_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, uint64_t> sizes_ ABSL_GUARDED_BY(mu_);  // sealed ones
   std::shared_ptr<Segment> write_seg_ ABSL_GUARDED_BY(mu_);
@@ -391,6 +406,12 @@ class DiskQueueImpl final : public DiskQueue {
   uint64_t written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   bool sync_in_progress_ ABSL_GUARDED_BY(mu_) = false;
+  // Sealed segments not yet fdatasynced, oldest first (not kept with
+  // fsync: never), and whether the directory needs an fsync for segments
+  // created since the last one.
+  std::vector<std::shared_ptr<Segment>> unsynced_ ABSL_GUARDED_BY(mu_);
+  uint64_t dir_gen_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dir_synced_gen_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status failed_ ABSL_GUARDED_BY(mu_);  // sticky write/fsync failure
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -406,7 +427,7 @@ class DiskQueueImpl final : public DiskQueue {
   uint64_t dropped_samples_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Serializes checkpoint writers; taken before mu_, never while holding it.
-  absl::Mutex ckpt_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::mutex ckpt_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   Pos ckpt_written_ ABSL_GUARDED_BY(ckpt_mu_);
   bool ckpt_valid_ ABSL_GUARDED_BY(ckpt_mu_) = false;
 };
@@ -498,9 +519,9 @@ void DiskQueueImpl::SkipCorruptHead(bool header_ok, const Header& h) {
   bytes_ -= std::min<uint64_t>(bytes_, end - head_.off);
   holes_[head_] = end;
   head_ = Normalize(head_);
+  // The region held at least one counted record; if it held more, the
+  // count stays high until the queue drains (HeadChanged resets it).
   ++head_index_;
-  read_begin_index_ = head_index_;
-  handed_.clear();
   checkpoint_dirty_ = true;
   HeadChanged();
 }
@@ -514,7 +535,10 @@ absl::Status DiskQueueImpl::CreateSegment(uint64_t seq, bool sync_dir) {
   if (seg->fd < 0) return ErrnoStatus(errno, "create segment", seg->path);
   if (sync_dir) {
     absl::Status st = SyncDir(dir_fd_, dir_);
-    if (!st.ok()) return st;
+    if (!st.ok()) {
+      ::unlink(seg->path.c_str());  // so a retry can create it again
+      return st;
+    }
   }
   if (write_seg_ != nullptr) sizes_[write_seg_->seq] = write_size_;
   segs_[seq] = seg;
@@ -529,56 +553,63 @@ void DiskQueueImpl::CountFsync(absl::Duration d) {
 }
 
 absl::Status DiskQueueImpl::Rotate() {
-  const bool sync = opts_.fsync != FsyncPolicy::kNever;
-  if (sync) {
-    // Everything written so far is in the old segment: one sync covers it.
-    const absl::Time t0 = absl::Now();
-    if (::fdatasync(write_seg_->fd) != 0) {
-      failed_ = ErrnoStatus(errno, "fdatasync", write_seg_->path);
-      sync_cv_.SignalAll();
-      return failed_;
-    }
-    const absl::Duration d = absl::Now() - t0;
-    CountFsync(d);
-    if (opts_.fsync_observer) opts_.fsync_observer(d);
-    durable_lsn_ = std::max(durable_lsn_, written_lsn_);
-    sync_cv_.SignalAll();
-  }
-  absl::Status st = CreateSegment(write_seg_->seq + 1, sync);
+  // No syncing under the lock: the old segment and the new directory entry
+  // are synced by the next group commit (or interval flush) before any
+  // record written after this point is reported durable.
+  std::shared_ptr<Segment> old = write_seg_;
+  absl::Status st = CreateSegment(write_seg_->seq + 1, false);
   if (!st.ok()) return st;
+  if (opts_.fsync != FsyncPolicy::kNever) {
+    unsynced_.push_back(std::move(old));
+    ++dir_gen_;
+  }
   head_ = Normalize(head_);
   return absl::OkStatus();
 }
 
-absl::Status DiskQueueImpl::AwaitDurable(uint64_t lsn) {
+absl::Status DiskQueueImpl::AwaitDurable(std::unique_lock<std::mutex>& lock,
+                                         uint64_t lsn) {
   while (durable_lsn_ < lsn) {
     if (!failed_.ok()) return failed_;
     if (sync_in_progress_) {
-      sync_cv_.Wait(&mu_);
+      sync_cv_.wait(lock);
       continue;
     }
-    // Leader: one fdatasync for everything written so far, including the
-    // records of the followers that queued up behind the previous sync.
+    // Leader: syncs everything written so far, including the records of the
+    // followers that queued up behind the previous sync, outside the lock.
     sync_in_progress_ = true;
     const uint64_t target = written_lsn_;
-    std::shared_ptr<Segment> seg = write_seg_;
-    mu_.Unlock();
-    const absl::Time t0 = absl::Now();
-    const int rc = ::fdatasync(seg->fd);
-    const int err = errno;
-    const absl::Duration d = absl::Now() - t0;
-    if (rc == 0 && opts_.fsync_observer) opts_.fsync_observer(d);
-    mu_.Lock();
+    std::vector<std::shared_ptr<Segment>> segs = unsynced_;
+    const size_t sealed = segs.size();
+    segs.push_back(write_seg_);
+    const uint64_t dir_gen = dir_gen_;
+    const bool sync_dir = dir_gen_ != dir_synced_gen_;
+    lock.unlock();
+    absl::Status st;
+    std::vector<absl::Duration> times;
+    for (const auto& seg : segs) {
+      const absl::Time t0 = absl::Now();
+      if (::fdatasync(seg->fd) != 0) {
+        // After a failed fsync the kernel may have dropped the dirty pages:
+        // nothing written since can be promised durable. Stop accepting.
+        st = ErrnoStatus(errno, "fdatasync", seg->path);
+        break;
+      }
+      times.push_back(absl::Now() - t0);
+      if (opts_.fsync_observer) opts_.fsync_observer(times.back());
+    }
+    if (st.ok() && sync_dir) st = SyncDir(dir_fd_, dir_);
+    lock.lock();
     sync_in_progress_ = false;
-    CountFsync(d);
-    if (rc != 0) {
-      // After a failed fsync the kernel may have dropped the dirty pages:
-      // nothing written since can be promised durable. Stop accepting.
-      failed_ = ErrnoStatus(err, "fdatasync", seg->path);
+    for (absl::Duration d : times) CountFsync(d);
+    if (!st.ok()) {
+      failed_ = st;
     } else {
       durable_lsn_ = std::max(durable_lsn_, target);
+      unsynced_.erase(unsynced_.begin(), unsynced_.begin() + sealed);
+      dir_synced_gen_ = std::max(dir_synced_gen_, dir_gen);
     }
-    sync_cv_.SignalAll();
+    sync_cv_.notify_all();
   }
   return absl::OkStatus();
 }
@@ -610,7 +641,7 @@ absl::Status DiskQueueImpl::Append(std::vector<Record> records,
     }
   }
 
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (closed_) return absl::UnavailableError("queue closed");
   if (!failed_.ok()) return failed_;
   if (total > opts_.max_bytes) {
@@ -676,9 +707,9 @@ absl::Status DiskQueueImpl::Append(std::vector<Record> records,
     head_ = Normalize(head_);
     head_enqueue_ = records.front().enqueue_unix_nanos;
   }
-  if (was_empty || samples_ >= reader_target_) reader_cv_.Signal();
+  if (was_empty || samples_ >= reader_target_) reader_cv_.notify_one();
   if (opts_.fsync != FsyncPolicy::kAlways) return absl::OkStatus();
-  return AwaitDurable(my_lsn);
+  return AwaitDurable(lock, my_lsn);
 }
 
 absl::StatusOr<std::vector<Record>> DiskQueueImpl::Read(
@@ -689,7 +720,7 @@ absl::StatusOr<std::vector<Record>> DiskQueueImpl::Read(
     uint64_t start_index;
     Pos start_pos;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       reader_target_ = std::max<uint64_t>(max_samples, 1);
       while (!closed_) {
         absl::Time wake = wait_until;
@@ -699,7 +730,7 @@ absl::StatusOr<std::vector<Record>> DiskQueueImpl::Read(
                           absl::FromUnixNanos(head_enqueue_) + batch_deadline);
         }
         if (absl::Now() >= wake) break;
-        reader_cv_.WaitWithDeadline(&mu_, wake);
+        WaitUntil(reader_cv_, lock, wake);
       }
       reader_target_ = UINT64_MAX;
       if (head_index_ == tail_index_) {
@@ -768,13 +799,15 @@ absl::StatusOr<std::vector<Record>> DiskQueueImpl::Read(
       pos = NormalizeInView(view, Pos{pos.seg, pos.off + rec_bytes});
     }
 
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (damaged && out.empty()) {
       // Damage that appeared after open (recovery checked everything then).
       // Skip it, unless a drop moved the head meanwhile, and read again.
       if (head_index_ == start_index) {
         SkipCorruptHead(damaged_header_ok, damaged_header);
       }
+      read_begin_index_ = head_index_;
+      handed_.clear();
       continue;
     }
     read_begin_index_ = start_index;
@@ -786,7 +819,7 @@ absl::StatusOr<std::vector<Record>> DiskQueueImpl::Read(
 absl::Status DiskQueueImpl::Commit(size_t count) {
   bool sync_checkpoint = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (count > handed_.size()) {
       return absl::FailedPreconditionError(
           absl::StrCat("Commit(", count, ") but the last Read handed out only ",
@@ -801,7 +834,8 @@ absl::Status DiskQueueImpl::Commit(size_t count) {
         bytes_ -= std::min(bytes_, handed_[i].bytes);
         samples_ -= std::min<uint64_t>(samples_, handed_[i].samples);
       }
-      head_ = Normalize(handed_[count - 1].end);
+      // Forward only: a damaged region skipped meanwhile may lie beyond.
+      head_ = std::max(head_, Normalize(handed_[count - 1].end));
       head_index_ = target;
       checkpoint_dirty_ = true;
       HeadChanged();
@@ -815,7 +849,7 @@ absl::Status DiskQueueImpl::Commit(size_t count) {
 }
 
 Stats DiskQueueImpl::GetStats() const {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   Stats s;
   s.bytes = bytes_;
   s.records = tail_index_ - head_index_;
@@ -837,10 +871,10 @@ Stats DiskQueueImpl::GetStats() const {
 }
 
 absl::Status DiskQueueImpl::WriteCheckpoint(bool force) {
-  absl::MutexLock ckpt_lock(&ckpt_mu_);
+  std::lock_guard<std::mutex> ckpt_lock(ckpt_mu_);
   Pos pos;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     pos = head_;
     checkpoint_dirty_ = false;
   }
@@ -870,19 +904,19 @@ absl::Status DiskQueueImpl::WriteCheckpoint(bool force) {
     }
     if (st.ok()) st = SyncDir(dir_fd_, dir_);
     if (!st.ok()) {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       checkpoint_dirty_ = true;  // try again later
       return st;
     }
     ckpt_written_ = pos;
     ckpt_valid_ = true;
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     ++checkpoints_;
   }
   // The durable read position is past every segment before pos.seg.
   std::vector<std::shared_ptr<Segment>> dead;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     while (!segs_.empty() && segs_.begin()->first < ckpt_written_.seg &&
            segs_.begin()->second != write_seg_) {
       dead.push_back(segs_.begin()->second);
@@ -897,9 +931,9 @@ absl::Status DiskQueueImpl::WriteCheckpoint(bool force) {
 
 absl::Status DiskQueueImpl::Flush() {
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (durable_lsn_ < written_lsn_) {
-      absl::Status st = AwaitDurable(written_lsn_);
+      absl::Status st = AwaitDurable(lock, written_lsn_);
       if (!st.ok()) return st;
     }
   }
@@ -919,8 +953,8 @@ void DiskQueueImpl::Background() {
   for (;;) {
     bool do_sync = false, do_ckpt = false;
     {
-      absl::MutexLock lock(&mu_);
-      if (!stopping_) bg_cv_.WaitWithTimeout(&mu_, tick);
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!stopping_) bg_cv_.wait_for(lock, absl::ToChronoNanoseconds(tick));
       if (stopping_) return;
       const absl::Time now = absl::Now();
       if (interval_sync && now >= next_sync) {
@@ -931,7 +965,7 @@ void DiskQueueImpl::Background() {
         next_ckpt = now + opts_.checkpoint_interval;
         do_ckpt = checkpoint_dirty_;
       }
-      if (do_sync) (void)AwaitDurable(written_lsn_);
+      if (do_sync) (void)AwaitDurable(lock, written_lsn_);
     }
     if (do_ckpt) (void)WriteCheckpoint(false);
   }
@@ -1015,7 +1049,7 @@ absl::Status DiskQueueImpl::Recover() {
     max_seq = ckpt->seg;
     start = *ckpt;
   }
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   for (size_t i = 0; i < seqs.size(); ++i) {
     const uint64_t seq = seqs[i];
     max_seq = std::max(max_seq, seq);

@@ -1,16 +1,29 @@
 // The in-memory Queue: used when a destination has no `storage` key.
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "proxy/queue/queue.h"
 
 namespace promrelay::queue {
 namespace {
+
+// Waits on `cv` until `t` (absl time: the records' enqueue times are wall
+// clock). std primitives rather than absl::Mutex so ThreadSanitizer, which
+// cannot see inside the prebuilt abseil, checks this code.
+void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+               absl::Time t) {
+  if (t == absl::InfiniteFuture()) {
+    cv.wait(lock);
+  } else {
+    cv.wait_until(lock, absl::ToChronoTime(t));
+  }
+}
 
 class MemoryQueue final : public Queue {
  public:
@@ -26,7 +39,7 @@ class MemoryQueue final : public Queue {
       add_bytes += r.payload.size();
       if (r.enqueue_unix_nanos == 0) r.enqueue_unix_nanos = now;
     }
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (closed_) return absl::UnavailableError("queue closed");
     if (add_bytes > max_bytes_) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -55,7 +68,7 @@ class MemoryQueue final : public Queue {
     }
     // The consumer sleeps until its sample target or the oldest record's
     // deadline; only those two can change what it waits for.
-    if (was_empty || samples_ >= reader_target_samples_) cv_.Signal();
+    if (was_empty || samples_ >= reader_target_samples_) cv_.notify_one();
     return absl::OkStatus();
   }
 
@@ -63,7 +76,7 @@ class MemoryQueue final : public Queue {
                                            absl::Duration batch_deadline,
                                            absl::Duration wait) override {
     const absl::Time wait_until = absl::Now() + wait;
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     reader_target_samples_ = std::max<uint64_t>(max_samples, 1);
     while (!closed_) {
       absl::Time wake = wait_until;
@@ -74,7 +87,7 @@ class MemoryQueue final : public Queue {
         wake = std::min(wake, due);
       }
       if (absl::Now() >= wake) break;
-      cv_.WaitWithDeadline(&mu_, wake);
+      WaitUntil(cv_, lock, wake);
     }
     reader_target_samples_ = UINT64_MAX;
     if (closed_ && q_.empty()) return absl::UnavailableError("queue closed");
@@ -96,7 +109,7 @@ class MemoryQueue final : public Queue {
   }
 
   absl::Status Commit(size_t count) override {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (count > read_end_ - read_begin_) {
       return absl::FailedPreconditionError(
           absl::StrCat("Commit(", count, ") but the last Read handed out only ",
@@ -110,7 +123,7 @@ class MemoryQueue final : public Queue {
   }
 
   Stats GetStats() const override {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     Stats s;
     s.bytes = bytes_;
     s.records = q_.size();
@@ -123,9 +136,9 @@ class MemoryQueue final : public Queue {
   }
 
   void Close() override {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     closed_ = true;
-    cv_.SignalAll();
+    cv_.notify_all();
   }
 
  private:
@@ -139,8 +152,8 @@ class MemoryQueue final : public Queue {
   const uint64_t max_bytes_;
   const OnFull on_full_;
 
-  mutable absl::Mutex mu_;
-  absl::CondVar cv_;  // the consumer waits here
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // the consumer waits here
   std::deque<Record> q_ ABSL_GUARDED_BY(mu_);
   uint64_t head_seq_ ABSL_GUARDED_BY(mu_) = 0;  // number of q_.front()
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -643,11 +644,11 @@ TEST_CASE("disk: SIGKILL under load loses no acknowledged record") {
       });
       std::vector<std::thread> producers;
       std::atomic<int> id{next_id};
-      absl::Mutex order_mu;  // ids go in in order across the producers
+      std::mutex order_mu;  // ids go in in order across the producers
       for (int t = 0; t < 3; ++t) {
         producers.emplace_back([&] {
           for (;;) {
-            absl::MutexLock l(&order_mu);
+            std::lock_guard<std::mutex> l(order_mu);
             const int i = id++;
             if (!(*q)->Append(One(MakeRecord(Rec(i, 200), 1)), nullptr).ok()) {
               ::_exit(6);
