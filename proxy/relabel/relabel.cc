@@ -713,11 +713,7 @@ absl::StatusOr<std::shared_ptr<const RuleSet::Rule>> RuleSet::CompileRule(
 }
 
 absl::Status ValidateRule(const RuleSpec& spec, NameScheme scheme) {
-  return RuleSet::ValidateOne(spec, scheme);
-}
-
-absl::Status RuleSet::ValidateOne(const RuleSpec& spec, NameScheme scheme) {
-  return CompileRule(spec, scheme, true).status();
+  return RuleSet::CompileRule(spec, scheme, true).status();
 }
 
 RuleSet::RuleSet() = default;

@@ -2,6 +2,16 @@
 // and applies them to one series' label set at a time.
 //
 // See ../shared/relabel-semantics.md for the behaviour reproduced here.
+// Where promrelay knowingly differs from Prometheus:
+//  - keepequal/dropequal and labeldrop/labelkeep compare their "must not be
+//    set" fields with the defaults by value, so an explicit `regex: (.*)` or
+//    `source_labels: []` is accepted (Prometheus rejects it by identity).
+//  - A regex error quotes the pattern as written ("`(a`"), not the anchored
+//    form Go's message shows ("`^(?s:(a)$`").
+// Regexes run on RE2; inputs that are not valid UTF-8 are matched the way Go
+// does (each invalid byte as U+FFFD). Patterns that are literals,
+// alternations of literals, or a literal prefix/suffix around .* .+ (.*)
+// (.+) are matched without RE2.
 #ifndef PROMRELAY_PROXY_RELABEL_RELABEL_H_
 #define PROMRELAY_PROXY_RELABEL_RELABEL_H_
 
@@ -55,15 +65,18 @@ class LabelBuilder {
   LabelBuilder& operator=(LabelBuilder&&) noexcept;
 
   // Starts a new series. `input` need not be sorted; its bytes must outlive
-  // every use of this builder until the next Reset().
+  // every use of this builder until the next Reset(). A label with an empty
+  // value is the same as an absent one (dropped here); of repeated names
+  // the first is kept.
   void Reset(absl::Span<const Label> input);
   // The current value of `name`; "" when absent.
   std::string_view Get(std::string_view name) const;
   // Sets `name` to `value` (copied); an empty value deletes the label.
   void Set(std::string_view name, std::string_view value);
   void Delete(std::string_view name);
-  // The result: empty-valued labels removed, sorted by name byte-wise.
-  // Valid until the next mutating call.
+  // The result: empty-valued labels removed, sorted by name byte-wise, no
+  // repeated names. Valid until the next mutating call. Views point into
+  // the input, this builder, or the RuleSet last applied.
   absl::Span<const Label> Result();
 
  private:
@@ -108,7 +121,6 @@ class RuleSet {
   friend absl::Status ValidateRule(const RuleSpec& spec, NameScheme scheme);
   static absl::StatusOr<std::shared_ptr<const Rule>> CompileRule(
       const RuleSpec& spec, NameScheme scheme, bool fast_paths);
-  static absl::Status ValidateOne(const RuleSpec& spec, NameScheme scheme);
   std::vector<std::shared_ptr<const Rule>> rules_;
 };
 
@@ -117,6 +129,9 @@ class RuleSet {
 // "regex: error parsing regexp: missing closing ): `(a`"), so the config
 // loader can point at that key's line. Rule-level errors name the key that
 // decides them (an empty action: "action: relabel action cannot be empty").
+// The keys are source_labels, separator, regex, modulus, target_label,
+// replacement and action. The checks run in Prometheus's order; the first
+// failure wins.
 absl::Status ValidateRule(const RuleSpec& spec, NameScheme scheme);
 
 }  // namespace promrelay::relabel
