@@ -65,9 +65,11 @@ RE2::Options Re2Options() {
   o.set_log_errors(false);
   o.set_encoding(RE2::Options::EncodingUTF8);
   o.set_longest_match(false);  // leftmost-first, like Go
-  // Go has no memory cap on compiled programs; give RE2 room for large
-  // alternations written in configs.
-  o.set_max_mem(64 << 20);
+  // RE2's default budget (program plus lazily built DFA states, per regex).
+  // Go has no such cap, but a proxy with a 64 MiB RSS target and dozens of
+  // rules cannot give each regex more; a pattern that needs more fails to
+  // compile ("expression too large") instead of growing without bound.
+  o.set_max_mem(8 << 20);
   return o;
 }
 
