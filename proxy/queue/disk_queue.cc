@@ -312,6 +312,9 @@ class DiskQueueImpl final : public DiskQueue {
 
   absl::Status Append(std::vector<Record> records,
                       uint64_t* dropped_samples) override;
+  absl::StatusOr<uint64_t> AppendAsync(std::vector<Record> records,
+                                       uint64_t* dropped_samples) override;
+  absl::Status WaitDurable(uint64_t token) override;
   absl::StatusOr<std::vector<Record>> Read(size_t max_samples,
                                            absl::Duration batch_deadline,
                                            absl::Duration wait) override;
@@ -355,11 +358,14 @@ class DiskQueueImpl final : public DiskQueue {
   // Skips a damaged record found at head_ after open.
   void SkipCorruptHead(bool header_ok, const Header& h)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Append() and AppendAsync(); *lsn is the end of the written records.
+  absl::Status Write(std::vector<Record> records, uint64_t* dropped_samples,
+                     bool wait, uint64_t* lsn);
   absl::Status Rotate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CreateSegment(uint64_t seq, bool sync_dir)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Leader/follower group commit: returns once durable_lsn_ >= lsn.
-  absl::Status AwaitDurable(std::unique_lock<std::mutex>& lock, uint64_t lsn)
+  absl::Status SyncUpTo(std::unique_lock<std::mutex>& lock, uint64_t lsn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CountFsync(absl::Duration d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteCheckpoint(bool force) ABSL_LOCKS_EXCLUDED(mu_);
@@ -383,7 +389,7 @@ class DiskQueueImpl final : public DiskQueue {
   std::condition_variable reader_cv_;  // the consumer waits for data
   std::condition_variable
       sync_cv_;                    // group commit followers wait for the leader
-  std::condition_variable bg_cv_;  // wakes the background thread to stop
+  std::condition_variable bg_cv_;  // wakes the background thread
   std::map<uint64_t, std::shared_ptr<Segment>> segs_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, uint64_t> sizes_ ABSL_GUARDED_BY(mu_);  // sealed ones
   std::shared_ptr<Segment> write_seg_ ABSL_GUARDED_BY(mu_);
@@ -406,6 +412,7 @@ class DiskQueueImpl final : public DiskQueue {
   uint64_t written_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_lsn_ ABSL_GUARDED_BY(mu_) = 0;
   bool sync_in_progress_ ABSL_GUARDED_BY(mu_) = false;
+  bool sync_requested_ ABSL_GUARDED_BY(mu_) = false;  // by AppendAsync
   // Sealed segments not yet fdatasynced, oldest first (not kept with
   // fsync: never), and whether the directory needs an fsync for segments
   // created since the last one.
@@ -567,8 +574,8 @@ absl::Status DiskQueueImpl::Rotate() {
   return absl::OkStatus();
 }
 
-absl::Status DiskQueueImpl::AwaitDurable(std::unique_lock<std::mutex>& lock,
-                                         uint64_t lsn) {
+absl::Status DiskQueueImpl::SyncUpTo(std::unique_lock<std::mutex>& lock,
+                                     uint64_t lsn) {
   while (durable_lsn_ < lsn) {
     if (!failed_.ok()) return failed_;
     if (sync_in_progress_) {
@@ -616,6 +623,29 @@ absl::Status DiskQueueImpl::AwaitDurable(std::unique_lock<std::mutex>& lock,
 
 absl::Status DiskQueueImpl::Append(std::vector<Record> records,
                                    uint64_t* dropped_samples) {
+  uint64_t lsn;
+  return Write(std::move(records), dropped_samples, /*wait=*/true, &lsn);
+}
+
+absl::StatusOr<uint64_t> DiskQueueImpl::AppendAsync(std::vector<Record> records,
+                                                    uint64_t* dropped_samples) {
+  uint64_t lsn = 0;
+  absl::Status st =
+      Write(std::move(records), dropped_samples, /*wait=*/false, &lsn);
+  if (!st.ok()) return st;
+  return lsn;
+}
+
+absl::Status DiskQueueImpl::WaitDurable(uint64_t token) {
+  if (opts_.fsync != FsyncPolicy::kAlways) return absl::OkStatus();
+  std::unique_lock<std::mutex> lock(mu_);
+  return SyncUpTo(lock, token);
+}
+
+absl::Status DiskQueueImpl::Write(std::vector<Record> records,
+                                  uint64_t* dropped_samples, bool wait,
+                                  uint64_t* lsn) {
+  *lsn = 0;
   if (records.empty()) return absl::OkStatus();
   // Encode and checksum outside the lock.
   const int64_t now = absl::ToUnixNanos(absl::Now());
@@ -708,8 +738,14 @@ absl::Status DiskQueueImpl::Append(std::vector<Record> records,
     head_enqueue_ = records.front().enqueue_unix_nanos;
   }
   if (was_empty || samples_ >= reader_target_) reader_cv_.notify_one();
+  *lsn = my_lsn;
   if (opts_.fsync != FsyncPolicy::kAlways) return absl::OkStatus();
-  return AwaitDurable(lock, my_lsn);
+  if (wait) return SyncUpTo(lock, my_lsn);
+  // The background thread leads this sync, in parallel with the caller's
+  // appends to other queues.
+  sync_requested_ = true;
+  bg_cv_.notify_one();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<Record>> DiskQueueImpl::Read(
@@ -933,7 +969,7 @@ absl::Status DiskQueueImpl::Flush() {
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (durable_lsn_ < written_lsn_) {
-      absl::Status st = AwaitDurable(lock, written_lsn_);
+      absl::Status st = SyncUpTo(lock, written_lsn_);
       if (!st.ok()) return st;
     }
   }
@@ -954,8 +990,13 @@ void DiskQueueImpl::Background() {
     bool do_sync = false, do_ckpt = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (!stopping_) bg_cv_.wait_for(lock, absl::ToChronoNanoseconds(tick));
+      bg_cv_.wait_for(lock, absl::ToChronoNanoseconds(tick),
+                      [this] { return stopping_ || sync_requested_; });
       if (stopping_) return;
+      if (sync_requested_) {
+        sync_requested_ = false;
+        (void)SyncUpTo(lock, written_lsn_);
+      }
       const absl::Time now = absl::Now();
       if (interval_sync && now >= next_sync) {
         next_sync = now + opts_.fsync_interval;
@@ -965,7 +1006,7 @@ void DiskQueueImpl::Background() {
         next_ckpt = now + opts_.checkpoint_interval;
         do_ckpt = checkpoint_dirty_;
       }
-      if (do_sync) (void)AwaitDurable(lock, written_lsn_);
+      if (do_sync) (void)SyncUpTo(lock, written_lsn_);
     }
     if (do_ckpt) (void)WriteCheckpoint(false);
   }

@@ -74,6 +74,21 @@ class Queue {
   virtual absl::Status Append(std::vector<Record> records,
                               uint64_t* dropped_samples) = 0;
 
+  // Two-phase Append for a caller that writes one request to several
+  // queues: AppendAsync() queues the records (all or none, same errors as
+  // Append) and starts making them durable in the background;
+  // WaitDurable(token) returns once they are as durable as Append() would
+  // have made them. Appending to every queue first and then waiting on each
+  // overlaps the fsyncs of the different queues. Queues without a sync step
+  // (memory; disk with fsync interval/never) complete in AppendAsync.
+  virtual absl::StatusOr<uint64_t> AppendAsync(std::vector<Record> records,
+                                               uint64_t* dropped_samples) {
+    absl::Status st = Append(std::move(records), dropped_samples);
+    if (!st.ok()) return st;
+    return uint64_t{0};
+  }
+  virtual absl::Status WaitDurable(uint64_t token) { return absl::OkStatus(); }
+
   // Waits until at least `max_samples` samples are queued, or the oldest
   // queued record is `batch_deadline` old, or `wait` has passed, or the
   // queue is closed, then returns the front records whose samples add up to

@@ -607,6 +607,51 @@ TEST_CASE("disk: group commit, 8 appenders with fsync always") {
   }
 }
 
+TEST_CASE("disk: AppendAsync + WaitDurable across several queues") {
+  TempDir dir;
+  std::vector<std::unique_ptr<DiskQueue>> qs;
+  for (int i = 0; i < 4; ++i) {
+    auto o = Opts(dir.Sub(absl::StrCat("q", i)));
+    o.fsync = FsyncPolicy::kAlways;
+    qs.push_back(Open(o));
+  }
+  for (int round = 0; round < 20; ++round) {
+    std::vector<uint64_t> tokens;
+    for (auto& q : qs) {
+      auto t = q->AppendAsync(One(MakeRecord(Rec(round), 1)), nullptr);
+      REQUIRE(t.ok());
+      CHECK(*t > 0);
+      tokens.push_back(*t);
+    }
+    for (size_t i = 0; i < qs.size(); ++i) {
+      REQUIRE(qs[i]->WaitDurable(tokens[i]).ok());
+    }
+  }
+  for (auto& q : qs) {
+    auto s = q->GetStats();
+    CHECK(s.records == 20);
+    CHECK(s.fsyncs >= 1);
+    CHECK(s.fsyncs <= 20 + 1);
+  }
+  // Without WaitDurable the background thread still syncs promptly.
+  const uint64_t before = qs[0]->GetStats().fsyncs;
+  REQUIRE(qs[0]->AppendAsync(One(MakeRecord("x", 1)), nullptr).ok());
+  for (int i = 0; i < 2000 && qs[0]->GetStats().fsyncs == before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(qs[0]->GetStats().fsyncs > before);
+  // Errors are the same as Append's.
+  qs[1]->Close();
+  CHECK(qs[1]->AppendAsync(One(MakeRecord("x", 1)), nullptr).status().code() ==
+        absl::StatusCode::kUnavailable);
+  // The memory queue completes in AppendAsync.
+  auto mem = NewMemoryQueue(1000, OnFull::kReject);
+  auto t = mem->AppendAsync(One(MakeRecord("x", 1)), nullptr);
+  REQUIRE(t.ok());
+  CHECK(mem->WaitDurable(*t).ok());
+  CHECK(mem->GetStats().records == 1);
+}
+
 // A child process appends (fsync: always) and consumes, reporting on a pipe
 // what was acknowledged; the parent SIGKILLs it mid-flight and checks the
 // reopened queue: every acknowledged record is there, in order, intact, and
