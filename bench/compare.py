@@ -304,11 +304,13 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 PROCS.append(perf)
             cpu0 = cpu_seconds(pid)
+            sink_cpu0 = cpu_seconds(sink.proc.pid)
             lg = run_loadgen(args, ingest_url, extra,
                              os.path.join(workdir, f"{name}-{label}.json"))
             want = expected_by_path(lg)
             d, drain_s = wait_drained(sink, before, want, args.drain_timeout)
             cpu1 = cpu_seconds(pid)
+            sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu0
             if perf is not None:
                 perf.send_signal(signal.SIGINT)
                 try:
@@ -327,6 +329,8 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
                 "cpu_s_per_million": ((cpu1 - cpu0) / samples * 1e6
                                       if samples else None),
                 "drain_s": drain_s,
+                # The sink shares the cores; its cost per delivered sample.
+                "sink_cpu_s": sink_cpu,
                 "delivered_samples_per_s":
                     samples / (lg["elapsed_s"] + drain_s) if samples else 0,
                 "rss_bytes": proc_status(pid, "VmRSS"),
