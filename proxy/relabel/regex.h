@@ -69,7 +69,6 @@ class Regex {
   const std::string& suffix() const { return suffix_; }
   // The pattern as written.
   const std::string& pattern() const { return pattern_; }
-  bool IsDefault() const { return pattern_ == "(.*)"; }
 
  private:
   bool MatchRe2(std::string_view s, int n, Group* groups,

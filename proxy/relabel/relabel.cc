@@ -718,6 +718,8 @@ absl::Status ValidateRule(const RuleSpec& spec, NameScheme scheme) {
 
 RuleSet::RuleSet() = default;
 RuleSet::~RuleSet() = default;
+RuleSet::RuleSet(const RuleSet&) = default;
+RuleSet& RuleSet::operator=(const RuleSet&) = default;
 RuleSet::RuleSet(RuleSet&&) noexcept = default;
 RuleSet& RuleSet::operator=(RuleSet&&) noexcept = default;
 

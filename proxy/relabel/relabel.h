@@ -86,10 +86,13 @@ class LabelBuilder {
 };
 
 // A compiled, immutable list of rules. Thread-safe to Apply concurrently.
+// Copies are cheap and share the compiled rules.
 class RuleSet {
  public:
   RuleSet();
   ~RuleSet();
+  RuleSet(const RuleSet&);
+  RuleSet& operator=(const RuleSet&);
   RuleSet(RuleSet&&) noexcept;
   RuleSet& operator=(RuleSet&&) noexcept;
 

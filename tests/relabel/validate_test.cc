@@ -274,6 +274,15 @@ TEST_CASE("Compile names the failing rule index", "[relabel][validate]") {
   REQUIRE(ok.ok());
   CHECK(ok->size() == 2);
   CHECK_FALSE(ok->empty());
+  RuleSet copy = *ok;  // shares the compiled rules
+  CHECK(copy.size() == 2);
+  LabelBuilder b;
+  std::vector<Label> in = {{"a", "x"}};
+  b.Reset(in);
+  CHECK(copy.Apply(b));
+  std::vector<Label> other = {{"a", "y"}};
+  b.Reset(other);
+  CHECK_FALSE(copy.Apply(b));  // rule [1] keeps only a="x"
   CHECK(RuleSet().empty());
 }
 
