@@ -76,6 +76,14 @@ struct DestScratch {
   uint64_t queued_series = 0;
 };
 
+// An AppendAsync whose durability is still to be waited for.
+struct PendingAppend {
+  queue::Queue* queue;
+  uint64_t token;
+  size_t dest;
+  size_t shard;
+};
+
 // Per-thread buffers reused across requests: no allocation per series in
 // steady state.
 struct Scratch {
@@ -86,6 +94,7 @@ struct Scratch {
   relabel::LabelBuilder global;
   relabel::LabelBuilder dest;
   std::vector<DestScratch> dests;
+  std::vector<PendingAppend> pending;
 };
 
 Scratch& ThreadScratch() {
@@ -452,6 +461,10 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
     }
   }
 
+  // Phase 1: append everywhere (durability work starts in the background);
+  // phase 2: wait until every append is durable. With several disk queues
+  // on fsync: always, their fsyncs overlap instead of adding up.
+  s.pending.clear();
   uint64_t queued_series = 0;
   for (size_t d = 0; d < ndest; ++d) {
     const DestState& dest = state->dests[d];
@@ -462,15 +475,23 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       if (b.records.empty()) continue;
       uint64_t dropped = 0;
       const uint64_t shard_samples = b.record_samples;
-      st = dest.shards[i]->Append(std::move(b.records), &dropped);
+      absl::StatusOr<uint64_t> token =
+          dest.shards[i]->AppendAsync(std::move(b.records), &dropped);
       b.records.clear();
       if (dropped > 0) dest.dropped_oldest->Inc(static_cast<double>(dropped));
-      if (st.ok()) {
+      if (token.ok()) {
         appended_samples += shard_samples;
+        s.pending.push_back({dest.shards[i].get(), *token, d, i});
         continue;
       }
+      st = token.status();
       // What this destination accepted before the failure stays queued.
       dest.queued_samples->Inc(static_cast<double>(appended_samples));
+      // Whatever was appended must still become durable before anyone
+      // relies on it; the request fails either way.
+      for (const PendingAppend& p : s.pending) {
+        p.queue->WaitDurable(p.token).IgnoreError();
+      }
       const std::string where =
           absl::StrCat("destination \"", dest.cfg->name, "\" shard ", i);
       if (absl::IsResourceExhausted(st)) {
@@ -502,6 +523,21 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       dest.dropped_forbidden->Inc(static_cast<double>(ds.forbidden_samples));
     }
     queued_series += ds.queued_series;
+  }
+  absl::Status durable;
+  for (const PendingAppend& p : s.pending) {
+    absl::Status w = p.queue->WaitDurable(p.token);
+    if (!w.ok() && durable.ok()) {
+      durable = absl::Status(
+          w.code(), absl::StrCat("queue of destination \"",
+                                 state->dests[p.dest].cfg->name, "\" shard ",
+                                 p.shard, ": ", w.message()));
+    }
+  }
+  s.pending.clear();
+  if (!durable.ok()) {
+    metrics_->rejected_samples->With({"error"}).Inc(total_samples);
+    return durable;
   }
 
   for (DestScratch& ds : s.dests) {

@@ -443,6 +443,20 @@ TEST_CASE("queue outcomes map to status codes") {
     absl::Status st = f.pipeline->Ingest(Body(req));
     CHECK(st.code() == absl::StatusCode::kDataLoss);
   }
+  SECTION("append not made durable") {
+    f.fakes["victoriametrics"][0]->durable_status =
+        absl::InternalError("fdatasync: EIO");
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(st.code() == absl::StatusCode::kInternal);
+    CHECK(st.message().find("fdatasync") != absl::string_view::npos);
+    // Both destinations were appended to first, then waited for.
+    CHECK(f.fakes["grafana-cloud"][0]->wait_calls == 1);
+  }
+  SECTION("a failed append still waits for earlier ones") {
+    f.fakes["victoriametrics"][0]->next_status = absl::DataLossError("EIO");
+    CHECK_FALSE(f.pipeline->Ingest(Body(req)).ok());
+    CHECK(f.fakes["grafana-cloud"][0]->wait_calls == 1);
+  }
   SECTION("drop_oldest is counted") {
     f.fakes["victoriametrics"][0]->report_dropped = 17;
     REQUIRE(f.pipeline->Ingest(Body(req)).ok());

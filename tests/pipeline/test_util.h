@@ -79,6 +79,11 @@ class FakeQueue : public queue::Queue {
                                                   absl::Duration) override {
     return std::vector<queue::Record>{};
   }
+  absl::Status WaitDurable(uint64_t) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++wait_calls;
+    return durable_status;
+  }
   absl::Status Commit(size_t) override { return absl::OkStatus(); }
   queue::Stats GetStats() const override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -119,6 +124,8 @@ class FakeQueue : public queue::Queue {
   absl::Status next_status;
   uint64_t report_dropped = 0;
   int append_calls = 0;
+  absl::Status durable_status;
+  int wait_calls = 0;
   bool closed = false;
 };
 
