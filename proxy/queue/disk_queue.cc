@@ -538,7 +538,7 @@ absl::Status DiskQueueImpl::CreateSegment(uint64_t seq, bool sync_dir) {
   seg->seq = seq;
   seg->path = absl::StrCat(dir_, "/", SegmentName(seq));
   seg->fd =
-      ::open(seg->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      ::open(seg->path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (seg->fd < 0) return ErrnoStatus(errno, "create segment", seg->path);
   if (sync_dir) {
     absl::Status st = SyncDir(dir_fd_, dir_);
@@ -924,7 +924,7 @@ absl::Status DiskQueueImpl::WriteCheckpoint(bool force) {
     const std::string final_path = absl::StrCat(dir_, "/", kCheckpointName);
     absl::Status st;
     int fd =
-        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
       st = ErrnoStatus(errno, "create", tmp);
     } else {
@@ -1022,7 +1022,7 @@ absl::Status DiskQueueImpl::Open() {
   dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd_ < 0) return ErrnoStatus(errno, "open directory", dir_);
   const std::string lock_path = absl::StrCat(dir_, "/", kLockName);
-  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd_ < 0) return ErrnoStatus(errno, "open", lock_path);
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {

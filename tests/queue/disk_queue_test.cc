@@ -677,7 +677,9 @@ TEST_CASE("disk: SIGKILL under load loses no acknowledged record") {
       std::atomic<bool> stop{false};
       std::thread consumer([&] {
         while (!stop) {
-          auto r = (*q)->Read(7, absl::Milliseconds(1), absl::Milliseconds(5));
+          // Slower than the producers, so a backlog builds up.
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          auto r = (*q)->Read(3, absl::Milliseconds(1), absl::Milliseconds(5));
           if (!r.ok()) ::_exit(4);
           if (r->empty()) continue;
           // Report how far the reader got before committing it.
@@ -744,7 +746,13 @@ TEST_CASE("disk: SIGKILL under load loses no acknowledged record") {
     INFO(q->recovery().Summary());
     CHECK(q->recovery().corrupt_records_skipped == 0);
     auto all = ReadAll(*q);
-    REQUIRE_FALSE(all.empty());
+    if (all.empty()) {
+      // The reader had caught up: it must have been given everything
+      // acknowledged, and committed everything written.
+      CHECK(max_read >= max_acked);
+      next_id = first_kept = max_read + 1;
+      continue;
+    }
     auto id_of = [](const std::string& p) {
       return std::stoi(p.substr(3, p.find(':') - 3));
     };
