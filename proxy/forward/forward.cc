@@ -307,6 +307,13 @@ void DestinationSender::Impl::RunShard(Shard& shard) {
     absl::StatusOr<std::vector<queue::Record>> got = shard.queue->Read(
         s->max_samples_per_send,
         drain ? absl::ZeroDuration() : s->batch_send_deadline, wait);
+    if (absl::IsUnavailable(got.status())) {
+      // Closed and empty: nothing more will come. Keep polling until Stop()
+      // so a queue closed ahead of the sender's Stop() is not an error.
+      if (drain) break;
+      Pause(kPollInterval);
+      continue;
+    }
     if (!got.ok()) {
       uint64_t suppressed = 0;
       if (error_log.Allow(&suppressed)) {

@@ -446,6 +446,41 @@ TEST_CASE("Stop drains partial batches at once") {
   CHECK(sender->Stop(absl::Now()) == 0);
 }
 
+TEST_CASE("works with the memory queue, closed before Stop") {
+  TestServer server;
+  server.Script({Reply{500}});
+  Metrics m;
+  std::vector<std::shared_ptr<queue::Queue>> qs;
+  for (int i = 0; i < 2; ++i) {
+    qs.push_back(queue::NewMemoryQueue(1 << 20, queue::OnFull::kReject));
+  }
+  auto dest = MakeDest(server.Url());
+  dest.queue_config.max_samples_per_send = 4;
+  SECTION("sent while running") {}
+  SECTION("only drained by Stop") {
+    dest.queue_config.batch_send_deadline = absl::Hours(1);
+    dest.queue_config.max_samples_per_send = 1000;
+  }
+  auto sender = DestinationSender::Create(dest, qs, &m.reg);
+  REQUIRE(sender.ok());
+  (*sender)->Start();
+  for (int i = 0; i < 10; ++i) {
+    for (int s = 0; s < 2; ++s) {
+      std::vector<queue::Record> v;
+      v.push_back(MakeRecord(s, i, 2));
+      REQUIRE(qs[s]->Append(std::move(v), nullptr).ok());
+    }
+  }
+  for (auto& q : qs) q->Close();
+  CHECK((*sender)->Stop(absl::Now() + absl::Seconds(60)) == 0);
+  auto reqs = server.Requests();
+  auto series = Accepted(reqs, {0});
+  CHECK(series.size() == 40);
+  CHECK(m.Sent() == 40);
+  CHECK(m.Retries() == 1);
+  for (auto& q : qs) CHECK(q->GetStats().records == 0);
+}
+
 // A port nothing listens on: bind one, then close it.
 int DeadPort() {
   TestServer s;
