@@ -1231,13 +1231,25 @@ absl::StatusOr<std::unique_ptr<DiskQueue>> OpenDiskQueue(
 }
 
 bool IsQueueDirectory(const std::string& dir) {
-  auto holds_queue_files = [](const std::filesystem::path& d) {
+  // "checkpoint" is a common file name: only ours (by its magic) counts.
+  auto is_our_checkpoint = [](const std::filesystem::path& p) {
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[sizeof kCheckpointMagic];
+    const bool ok =
+        PReadFull(fd, buf, sizeof buf, 0) == static_cast<ssize_t>(sizeof buf) &&
+        std::memcmp(buf, kCheckpointMagic, sizeof buf) == 0;
+    ::close(fd);
+    return ok;
+  };
+  auto holds_queue_files = [&](const std::filesystem::path& d) {
     std::error_code ec;
     for (std::filesystem::directory_iterator it(d, ec), end; !ec && it != end;
          it.increment(ec)) {
       const std::string name = it->path().filename().string();
       uint64_t seq;
-      if (name == kCheckpointName || ParseSegmentName(name, &seq)) return true;
+      if (ParseSegmentName(name, &seq)) return true;
+      if (name == kCheckpointName && is_our_checkpoint(it->path())) return true;
     }
     return false;
   };

@@ -785,6 +785,7 @@ TEST_CASE("disk: orphaned queue directories are found, not deleted") {
   fs::create_directories(root + "/empty");
   fs::create_directories(root + "/other");
   WriteFile(root + "/other/notes.txt", "not a queue");
+  WriteFile(root + "/other/checkpoint", "some other program's checkpoint");
   WriteFile(root + "/stray.seg", "a file, not a directory");
 
   auto orphans = FindOrphanQueueDirs(root, {"victoriametrics", "grafana"});
