@@ -243,8 +243,11 @@ struct DestinationSender::Impl {
   metrics::Counter* sent_bytes = nullptr;
   metrics::Counter* retries = nullptr;
   metrics::Histogram* duration = nullptr;
-  metrics::Gauge* up = nullptr;
-  metrics::Gauge* last_success = nullptr;
+  // Created at the first attempt / success: before that they would claim
+  // a failure or a send time that never happened.
+  metrics::Family<metrics::Gauge>* up = nullptr;
+  metrics::Family<metrics::Gauge>* last_success = nullptr;
+  uint64_t refresher_id = 0;
   metrics::Family<metrics::Counter>* dropped = nullptr;
   metrics::Family<metrics::Counter>* errors = nullptr;
   std::shared_ptr<QueueGauges> gauges;
@@ -397,12 +400,13 @@ void DestinationSender::Impl::SendBatch(Shard& shard,
       sent_samples->Inc(static_cast<double>(samples));
       sent_batches->Inc();
       sent_bytes->Inc(static_cast<double>(shard.compressed.size()));
-      up->Set(1);
-      last_success->Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+      up->With({name}).Set(1);
+      last_success->With({name}).Set(
+          absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
       return;
     }
     errors->With({name, reason}).Inc();
-    up->Set(0);
+    up->With({name}).Set(0);
 
     // A rejected credential may have been rotated in its file since we
     // read it: one immediate retry with the new secret before dropping.
@@ -511,14 +515,14 @@ absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(
            .With({n});
   impl->up = &reg.AddGauge("promrelay_destination_up",
                            "1 when the last request to the destination "
-                           "succeeded, 0 when it failed.",
-                           {"destination"})
-                  .With({n});
-  impl->last_success =
-      &reg.AddGauge("promrelay_last_send_success_timestamp_seconds",
-                    "Unix time of the last request the destination accepted.",
-                    {"destination"})
-           .With({n});
+                           "succeeded, 0 when it failed (absent before the "
+                           "first attempt).",
+                           {"destination"});
+  impl->last_success = &reg.AddGauge(
+      "promrelay_last_send_success_timestamp_seconds",
+      "Unix time of the last request the destination accepted (absent "
+      "before the first).",
+      {"destination"});
   impl->dropped = &reg.AddCounter(
       "promrelay_dropped_samples_total",
       "Samples dropped and never sent, by reason (http_<code>: the "
@@ -548,9 +552,10 @@ absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(
                     {"destination"})
            .With({n});
   gauges->Refresh();
-  reg.AddRefresher([weak = std::weak_ptr<QueueGauges>(gauges)] {
-    if (auto g = weak.lock()) g->Refresh();
-  });
+  impl->refresher_id =
+      reg.AddRefresher([weak = std::weak_ptr<QueueGauges>(gauges)] {
+        if (auto g = weak.lock()) g->Refresh();
+      });
   impl->gauges = std::move(gauges);
 
   for (size_t i = 0; i < shard_queues.size(); ++i) {
@@ -566,7 +571,10 @@ absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(
 DestinationSender::DestinationSender(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 
-DestinationSender::~DestinationSender() { Stop(absl::InfinitePast()); }
+DestinationSender::~DestinationSender() {
+  Stop(absl::InfinitePast());
+  impl_->registry->RemoveRefresher(impl_->refresher_id);
+}
 
 const std::string& DestinationSender::name() const { return impl_->name; }
 
