@@ -1,8 +1,7 @@
 // Disk queue append throughput and latency under concurrent appenders, per
-// fsync policy. Build (bench/CMakeLists.txt):
-//   add_executable(queue_bench queue_bench.cc)
-//   target_link_libraries(queue_bench PRIVATE promrelay_queue)
-// Run: queue_bench [--dir DIR] [--seconds S] [--record-bytes N]
+// fsync policy. Built by bench/CMakeLists.txt as promrelay-queue-bench
+// (links promrelay_queue only).
+// Run: promrelay-queue-bench [--dir DIR] [--seconds S] [--record-bytes N]
 //                  [--threads 1,4,16] [--policies always,interval]
 // DIR must be on the disk under test (not tmpfs); a fresh subdirectory is
 // used per run and removed afterwards. A consumer thread drains the queue
