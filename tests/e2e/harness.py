@@ -1099,7 +1099,10 @@ def destination(name, url, jobs_regex=None, keep=True, drop_tenant_labels=False,
 
 def relay_config(remote_write, listen_port=None, server=None, **top):
     """A promrelay config dict listening on a fresh port."""
-    srv = {"listen_address": "127.0.0.1:%d" % (listen_port or free_port())}
+    # A short shutdown_timeout: with a sink down, promrelay would otherwise
+    # spend its default 30s trying to flush before the harness moves on.
+    srv = {"listen_address": "127.0.0.1:%d" % (listen_port or free_port()),
+           "shutdown_timeout": "3s"}
     if server:
         srv.update(server)
     cfg = {"server": srv, "remote_write": remote_write}

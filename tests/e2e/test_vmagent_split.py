@@ -89,6 +89,10 @@ def test_vmagent_split():
             m.select("promrelay_requests_total")
         harness.log("platform: %d series / %d samples; customer: %d series / %d samples" % (
             len(platform), n_plat, len(customer), n_cust))
+        # DESIGN.md: SIGTERM drains and exits 0.
+        agent.stop()
+        rc = relay.stop()
+        assert rc == 0, "promrelay exited with %s on SIGTERM" % rc
 
 
 if __name__ == "__main__":
