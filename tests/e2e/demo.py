@@ -166,9 +166,16 @@ def report(vm, prom, relay, series):
             ("promrelay_send_retries_total", {})]
     for name, labels in rows:
         sel = ",".join('%s="%s"' % kv for kv in labels.items())
-        say("  %-70s %d" % ("%s{%s}" % (name, sel), m.sum(name, **labels)))
+        say("  %-73s %d" % ("%s{%s}" % (name, sel), m.sum(name, **labels)))
     if m.sum("promrelay_dropped_samples_total"):
         ok = False
+    for dest, held in (("grafana-cloud", pc_samples), ("victoriametrics", vm_samples)):
+        sent = m.sum("promrelay_sent_samples_total", destination=dest)
+        match = "matches" if sent == sum(held.values()) else "DOES NOT match"
+        say("  sent to %-16s %6d samples: %s the %d the sink holds" % (
+            dest, sent, match, sum(held.values())))
+        if sent != sum(held.values()):
+            ok = False
     say()
     if ok:
         say("RESULT: OK - platform series went only to Grafana Cloud, without tenant "
