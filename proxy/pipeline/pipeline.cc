@@ -264,7 +264,7 @@ absl::Status Pipeline::Ingest(std::string_view snappy_body,
           "decompressed body exceeds server.max_decompressed_bytes (",
           state->config->server.max_decompressed_bytes, "): ", st.message()));
     }
-    return absl::InvalidArgumentError(absl::StrCat("snappy: ", st.message()));
+    return absl::InvalidArgumentError(absl::StrCat("request body: ", st.message()));
   }
   st = IngestDecompressed(s.decompressed, options, result);
   if (s.decompressed.capacity() > kMaxRetainedScratchBytes) {

@@ -370,6 +370,9 @@ class Session : public SessionBase,
     if (closed_) return;
     header_parser_.emplace();
     header_parser_->header_limit(kMaxHeaderBytes);
+    // The body limit is checked against Content-Length by OnHeader (and by
+    // the body parser): the header parser must not fail on it first.
+    header_parser_->body_limit(boost::none);
     body_parser_.reset();
     Lowest().expires_after(
         absl::ToChronoMilliseconds(shared_->options.idle_timeout));
