@@ -77,9 +77,11 @@ def wait_ready(proc, url, timeout, logfile):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"exited with code {proc.returncode} before becoming ready; "
-                f"log tail:\n{tail(logfile)}")
+            rc = proc.returncode
+            how = (f"was killed by signal {-rc} ({signal.Signals(-rc).name})"
+                   if rc < 0 else f"exited with code {rc}")
+            raise RuntimeError(f"{how} before becoming ready; log tail:\n"
+                               f"{tail(logfile)}")
         try:
             status, _ = http_get(url, timeout=1)
             if status == 200:
