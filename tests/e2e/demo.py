@@ -200,12 +200,19 @@ def main():
     except KeyboardInterrupt:
         say("interrupted; everything stopped")
         sys.exit(130)
-    except harness.E2EError as e:
+    except Exception as e:  # noqa: BLE001 - one readable line, logs were printed
         say("demo failed: %s" % e)
         sys.exit(1)
 
 
 if __name__ == "__main__":
     import signal
-    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt()
+
+    # Also when started in the background by scripts/demo.sh, where a
+    # non-interactive shell leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     main()

@@ -1072,7 +1072,8 @@ class Env:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self.close(failed=exc_type is not None)
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        self.close(failed=exc_type is not None and not interrupted)
         return False
 
 
