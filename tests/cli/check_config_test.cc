@@ -3,7 +3,8 @@
 // valid forms are accepted, and the summary and usage behave.
 #include <catch2/catch.hpp>
 
-#include <regex>
+#include <cstdlib>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 namespace promrelay::cli {
 namespace {
 
+using config::testing::ScopedEnv;
 using config::testing::TempDir;
 
 struct Run {
@@ -361,6 +363,30 @@ TEST_CASE("check-config usage", "[check-config]") {
   CHECK(err5.str().find("cannot read config file") != std::string::npos);
   std::ostringstream out6, err6;
   CHECK(CheckConfig({"--config", "a", "stray"}, out6, err6) == kExitUsage);
+}
+
+TEST_CASE("the shipped example configs are valid", "[check-config]") {
+  const char* src = std::getenv("PROMRELAY_SOURCE_DIR");
+  std::string root = src ? src : ".";
+  ScopedEnv a("GRAFANA_CLOUD_INSTANCE_ID", "123456");
+  ScopedEnv b("GRAFANA_CLOUD_TOKEN", "t");
+  ScopedEnv c("MIMIR_TENANT", "tenant");
+  ScopedEnv d("CLUSTER_A_TOKEN", "t");
+  ScopedEnv e("REMOTE_USER", "u");
+  std::vector<std::string> files = {root + "/config/starform.yaml"};
+  for (const auto& entry :
+       std::filesystem::directory_iterator(root + "/config/examples")) {
+    if (entry.path().extension() == ".yaml") {
+      files.push_back(entry.path().string());
+    }
+  }
+  CHECK(files.size() >= 5);
+  for (const std::string& f : files) {
+    std::ostringstream out, err;
+    int code = CheckConfig({"--syntax-only", "--config", f}, out, err);
+    INFO(f << "\n" << err.str());
+    CHECK(code == kExitOk);
+  }
 }
 
 }  // namespace
