@@ -25,8 +25,9 @@ inline uint64_t Mum(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
 }
 
-// Little-endian load spelled out byte by byte so the hash does not depend on
-// the host's byte order; compilers turn it into one load on x86 and ARM.
+// Little-endian loads spelled out byte by byte so the hash does not depend
+// on the host's byte order; compilers turn them into single loads on x86 and
+// ARM.
 inline uint64_t Load64(const char* p) {
   const auto* u = reinterpret_cast<const unsigned char*>(p);
   return static_cast<uint64_t>(u[0]) | static_cast<uint64_t>(u[1]) << 8 |
@@ -34,34 +35,49 @@ inline uint64_t Load64(const char* p) {
          static_cast<uint64_t>(u[4]) << 32 | static_cast<uint64_t>(u[5]) << 40 |
          static_cast<uint64_t>(u[6]) << 48 | static_cast<uint64_t>(u[7]) << 56;
 }
+inline uint64_t Load32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint64_t>(u[0]) | static_cast<uint64_t>(u[1]) << 8 |
+         static_cast<uint64_t>(u[2]) << 16 | static_cast<uint64_t>(u[3]) << 24;
+}
 
 }  // namespace hash_internal
 
-// Folds `bytes` into `h`. The length goes in first, so ("ab","c") and
-// ("a","bc") hash differently.
+// Folds `bytes` into `h`: 16 bytes per multiply, short inputs read with
+// overlapping loads instead of a byte loop. The length goes in too, so
+// ("ab","c") and ("a","bc") hash differently.
 inline uint64_t StableHashBytes(uint64_t h, std::string_view bytes) {
   using namespace hash_internal;
   const char* p = bytes.data();
-  size_t n = bytes.size();
-  h = Mum(h ^ kP1, static_cast<uint64_t>(n) ^ kP2);
-  while (n >= 8) {
-    h = Mum(h ^ Load64(p) ^ kP1, kP3);
-    p += 8;
-    n -= 8;
-  }
-  if (n > 0) {
-    uint64_t w = 0;
-    for (size_t i = 0; i < n; ++i) {
-      w |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  const size_t n = bytes.size();
+  uint64_t a = 0;
+  uint64_t b = 0;
+  if (n <= 16) {
+    if (n >= 4) {
+      const size_t mid = (n >> 3) << 2;  // 0 for 4..7, 4 for 8..16
+      a = Load32(p) << 32 | Load32(p + mid);
+      b = Load32(p + n - 4) << 32 | Load32(p + n - 4 - mid);
+    } else if (n > 0) {
+      const auto* u = reinterpret_cast<const unsigned char*>(p);
+      a = static_cast<uint64_t>(u[0]) << 16 |
+          static_cast<uint64_t>(u[n >> 1]) << 8 | u[n - 1];
     }
-    h = Mum(h ^ w ^ kP2, kP3);
+  } else {
+    size_t left = n;
+    while (left > 16) {
+      h = Mum(Load64(p) ^ kP1, Load64(p + 8) ^ h);
+      p += 16;
+      left -= 16;
+    }
+    a = Load64(p + left - 16);
+    b = Load64(p + left - 8);
   }
-  return h;
+  return Mum(kP1 ^ static_cast<uint64_t>(n), Mum(a ^ kP2, b ^ h ^ kP3));
 }
 
 // Hash of a label set (anything with string_view-like .name and .value), in
-// the given order. The pipeline hashes final labels, which relabeling leaves
-// sorted; untouched series are hashed as the client sent them.
+// the given order: used for series whose labels relabeling changed (sorted
+// by then).
 template <typename L>
 uint64_t StableLabelsHash(absl::Span<const L> labels) {
   uint64_t h = hash_internal::kSeed;
@@ -70,6 +86,13 @@ uint64_t StableLabelsHash(absl::Span<const L> labels) {
     h = StableHashBytes(h, l.value);
   }
   return h;
+}
+
+// Hash of the encoded label fields of an unchanged series (the bytes before
+// its first sample): one pass over contiguous bytes, cheaper than per label.
+inline uint64_t StableEncodedLabelsHash(std::string_view label_fields) {
+  return StableHashBytes(hash_internal::kSeed ^ hash_internal::kP3,
+                         label_fields);
 }
 
 }  // namespace promrelay::pipeline

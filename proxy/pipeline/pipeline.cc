@@ -102,11 +102,20 @@ Scratch& ThreadScratch() {
   return scratch;
 }
 
+inline bool SameBytes(std::string_view a, std::string_view b) {
+  // Labels a rule did not touch still point at the request's bytes: equal
+  // pointers settle most comparisons without reading the strings.
+  return a.size() == b.size() && (a.data() == b.data() || a == b);
+}
+
 template <typename A, typename B>
 bool SameLabels(absl::Span<const A> a, absl::Span<const B> b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].name != b[i].name || a[i].value != b[i].value) return false;
+    if (!SameBytes(a[i].name, b[i].name) ||
+        !SameBytes(a[i].value, b[i].value)) {
+      return false;
+    }
   }
   return true;
 }
@@ -264,7 +273,8 @@ absl::Status Pipeline::Ingest(std::string_view snappy_body,
           "decompressed body exceeds server.max_decompressed_bytes (",
           state->config->server.max_decompressed_bytes, "): ", st.message()));
     }
-    return absl::InvalidArgumentError(absl::StrCat("request body: ", st.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("request body: ", st.message()));
   }
   st = IngestDecompressed(s.decompressed, options, result);
   if (s.decompressed.capacity() > kMaxRetainedScratchBytes) {
@@ -395,10 +405,16 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
         continue;
       }
       if (changed && SameLabels(raw, final_labels)) changed = false;
-      const size_t shard =
-          dest.shards.size() == 1
-              ? 0
-              : StableLabelsHash(final_labels) % dest.shards.size();
+      size_t shard = 0;
+      if (dest.shards.size() > 1) {
+        // Unchanged series with their label fields first (every known
+        // sender) hash those bytes in one go; the others hash their labels.
+        const uint64_t h =
+            !changed && sv.rest_offset != wire::SeriesView::kRestUnknown
+                ? StableEncodedLabelsHash(sv.body.substr(0, sv.rest_offset))
+                : StableLabelsHash(final_labels);
+        shard = h % dest.shards.size();
+      }
       ShardBuf& b = ds.shards[shard];
       if (b.series > 0 && (b.samples + samples > dest.max_samples_per_send ||
                            b.enc.bytes().size() >= kMaxRecordBytes)) {

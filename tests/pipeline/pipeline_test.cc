@@ -222,14 +222,25 @@ TEST_CASE("sharding is by a stable hash of the final labels") {
   // Golden values: the hash must never change between builds or runs, or a
   // disk queue's series would change shard after an upgrade.
   std::vector<relabel::Label> labels = {{"__name__", "up"}, {"job", "api"}};
-  const uint64_t golden = 0xb13b76ac71699f63ULL;
+  const uint64_t golden = 0x3659ffa6f345b596ULL;
   CHECK(StableLabelsHash(absl::MakeConstSpan(labels)) == golden);
   std::vector<relabel::Label> node = {{"__name__", "node_cpu_seconds_total"},
                                       {"cpu", "0"},
                                       {"instance", "10.0.0.1:9100"},
                                       {"job", "node-exporter"},
                                       {"mode", "idle"}};
-  CHECK(StableLabelsHash(absl::MakeConstSpan(node)) == 0x645ee67dd44f0462ULL);
+  CHECK(StableLabelsHash(absl::MakeConstSpan(node)) == 0x99bc1d8446e31134ULL);
+  CHECK(StableEncodedLabelsHash("\x0a\x0e\x0a\x08__name__\x12\x02up") ==
+        0x31a7255b1a221a28ULL);
+  // Every length class (short, 4..16, over 16) depends on every byte.
+  for (size_t n = 1; n < 40; ++n) {
+    std::string a(n, 'x');
+    for (size_t i = 0; i < n; ++i) {
+      std::string b = a;
+      b[i] = 'y';
+      CHECK(StableHashBytes(0, a) != StableHashBytes(0, b));
+    }
+  }
   std::vector<relabel::Label> split = {{"__name__", "upj"}, {"ob", "api"}};
   CHECK(StableLabelsHash(absl::MakeConstSpan(split)) != golden);
   CHECK(StableHashBytes(0, "") != StableHashBytes(0, std::string(1, '\0')));
@@ -257,13 +268,37 @@ TEST_CASE("sharding is by a stable hash of the final labels") {
       std::string i = testing::Get(LabelsOf(ts), "i");
       CHECK(shard_of.count(i) == 0);
       shard_of[i] = s;
-      std::vector<relabel::Label> l;
-      for (const auto& x : ts.labels()) l.push_back({x.name(), x.value()});
-      CHECK(StableLabelsHash(absl::MakeConstSpan(l)) % 4 ==
+      // Unchanged series are sharded by their encoded label fields.
+      prometheus::TimeSeries only_labels;
+      *only_labels.mutable_labels() = ts.labels();
+      CHECK(StableEncodedLabelsHash(only_labels.SerializeAsString()) % 4 ==
             static_cast<uint64_t>(s));
     }
   }
   CHECK(shard_of.size() == 200);
+
+  // Series whose labels a rule changed are sharded by their final labels.
+  auto relabeled = std::make_shared<config::Config>();
+  config::Destination r;
+  r.name = "relabeled";
+  r.queue_config.shards = 4;
+  r.write_relabel_configs =
+      testing::Rules({testing::Replace("i", "copy", "$1")});
+  relabeled->remote_write.push_back(std::move(r));
+  Fixture c(relabeled);
+  REQUIRE(c.pipeline->Ingest(Body(req)).ok());
+  size_t seen = 0;
+  for (int s = 0; s < 4; ++s) {
+    for (const auto& ts : c.fakes["relabeled"][s]->Series()) {
+      std::vector<relabel::Label> l;
+      for (const auto& x : ts.labels()) l.push_back({x.name(), x.value()});
+      REQUIRE(l.size() == 3);
+      CHECK(StableLabelsHash(absl::MakeConstSpan(l)) % 4 ==
+            static_cast<uint64_t>(s));
+      ++seen;
+    }
+  }
+  CHECK(seen == 200);
 }
 
 TEST_CASE("request limits name the limit and the value") {
