@@ -266,6 +266,8 @@ struct DestinationSender::Impl {
   int exited = 0;
   uint64_t left_unsent = 0;
 
+  // Set while attempts fail, so the recovery is logged once.
+  std::atomic<bool> failing{false};
   logging::RateLimiter drop_log{kLogInterval};
   logging::RateLimiter error_log{kLogInterval};
 
@@ -401,12 +403,18 @@ void DestinationSender::Impl::SendBatch(Shard& shard,
       sent_batches->Inc();
       sent_bytes->Inc(static_cast<double>(shard.compressed.size()));
       up->With({name}).Set(1);
+      if (failing.exchange(false)) {
+        logging::Info(
+            "destination accepts data again",
+            {{"destination", name}, {"url", s->endpoint->url.redacted}});
+      }
       last_success->With({name}).Set(
           absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
       return;
     }
     errors->With({name, reason}).Inc();
     up->With({name}).Set(0);
+    failing.store(true);
 
     // A rejected credential may have been rotated in its file since we
     // read it: one immediate retry with the new secret before dropping.
