@@ -203,7 +203,9 @@ def check_workload(where, obj, by_kind, promrelay):
             pw = (dest.get("basic_auth") or {}).get("password_file")
             if pw and os.path.dirname(pw) not in mounts:
                 problem(cw, f"password_file {pw} is not on a mounted volume")
-        env = {e["name"]: "placeholder" for e in c.get("env", [])}
+        # Stand-ins for the Secret's values, shaped like the real ones.
+        env = {e["name"]: "https://placeholder.invalid/api/prom/push" if e["name"].endswith("_URL")
+               else "placeholder" for e in c.get("env", [])}
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
             f.write(cm["data"][os.path.basename(config_path)])
         check_promrelay_config(promrelay, f.name, env)
