@@ -260,6 +260,38 @@ TEST_CASE("a rotated password_file is re-read after a 401") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a rotated bearer_token_file is re-read on a new connection") {
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("promrelay-fwd-bearer-" + std::to_string(::getpid())))
+                        .string();
+  std::filesystem::create_directories(dir);
+  std::string file = dir + "/token";
+  std::ofstream(file) << "token-1\n";
+  TestServer server;
+  Reply close;
+  close.close = true;
+  server.SetDefault(close);
+  Metrics m;
+  auto q = std::make_shared<TestQueue>();
+  auto dest = MakeDest(server.Url());
+  dest.bearer_token = "token-1";
+  dest.bearer_token_file = file;
+  auto sender = MakeSender(dest, {q}, m);
+  sender->Start();
+  Append(*q, MakeRecord(0, 0));
+  REQUIRE(q->WaitEmpty());
+  std::ofstream(file, std::ios::trunc) << "token-2\n";
+  Append(*q, MakeRecord(0, 1));
+  REQUIRE(q->WaitEmpty());
+  sender->Stop(absl::Now());
+  auto reqs = server.Requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(reqs[0].headers.at("authorization") == "Bearer token-1");
+  CHECK(reqs[1].headers.at("authorization") == "Bearer token-2");
+  CHECK(m.Retries() == 0);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("500 is retried until 204 and delivered once") {
   TestServer server;
   server.Script({Reply{500, {}, "overloaded"}, Reply{502}, Reply{204}});
