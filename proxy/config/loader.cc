@@ -349,7 +349,7 @@ class Loader {
             merged.emplace_back(m->first, m->second);
           }
         } else if (value.IsSequence()) {
-          for (const YAML::Node item : value) {
+          for (const YAML::Node& item : value) {
             if (!item.IsMap()) continue;
             for (auto m = item.begin(); m != item.end(); ++m) {
               merged.emplace_back(m->first, m->second);
@@ -579,7 +579,7 @@ class Loader {
     }
     bool ok = true;
     size_t i = 0;
-    for (const YAML::Node item : e->value) {
+    for (const YAML::Node& item : e->value) {
       std::string field = IndexPath(m.Child(key), i++);
       Pos pos = item.IsNull() ? PosOfNullItem(item, e->value_pos) : PosOf(item);
       Entry fake{"", YAML::Node(), item, pos, pos};
@@ -759,7 +759,7 @@ class Loader {
     std::vector<RuleMeta> metas;
     bool any_failed = false;
     size_t i = 0;
-    for (const YAML::Node item : e->value) {
+    for (const YAML::Node& item : e->value) {
       std::string rule_path = IndexPath(path, i++);
       RuleMeta meta;
       relabel::RuleSpec spec;
@@ -925,7 +925,7 @@ class Loader {
     std::map<std::string, std::string> names;         // name -> path
     std::map<std::string, std::string> storage_dirs;  // path -> field
     size_t i = 0;
-    for (const YAML::Node item : rw->value) {
+    for (const YAML::Node& item : rw->value) {
       std::string path = IndexPath("remote_write", i++);
       if (!item.IsMap()) {
         Pos pos =
@@ -1030,7 +1030,7 @@ class Loader {
     // Keyed by the secret; only paths are ever printed.
     std::map<std::string, std::string> credentials;
     size_t i = 0;
-    for (const YAML::Node item : e.value) {
+    for (const YAML::Node& item : e.value) {
       std::string cpath = IndexPath(path, i++);
       if (!item.IsMap()) {
         Pos pos =
