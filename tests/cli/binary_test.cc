@@ -192,6 +192,23 @@ TEST_CASE("Starform split, checked independently of the golden file",
         static_cast<size_t>(std::count(golden.begin(), golden.end(), '\n')));
 }
 
+TEST_CASE("relabel semantics snapshot through test-rules", "[binary]") {
+  // One destination per behaviour of relabel-semantics.md; the golden file
+  // was computed from the spec independently (hashmod: md5("baz") mod 1000
+  // = 976, md5("foo\\nbar") mod 1000 = 734, as upstream).
+  std::string dir = SourceDir() + "/tests/cli/";
+  Run r = RunBinary("test-rules --config " + Quote(dir + "semantics.yaml") +
+                    " --input " + Quote(dir + "semantics_series.txt") +
+                    " --golden " + Quote(dir + "semantics.golden.jsonl"));
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out ==
+        "golden OK: 7 series match " + dir + "semantics.golden.jsonl\n");
+  std::string golden = ReadFile(dir + "semantics.golden.jsonl");
+  CHECK(golden.find(R"("a":"baz","h":"976")") != std::string::npos);
+  CHECK(golden.find(R"("a":"foo\nbar","h":"734")") != std::string::npos);
+}
+
 TEST_CASE("a wrong golden entry fails with a diff", "[binary]") {
   ScopedEnv id("GRAFANA_CLOUD_INSTANCE_ID", "123456");
   TempDir dir;
