@@ -240,6 +240,9 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 _PR_SET_PDEATHSIG = 1
 
 
+_SETPRIV = shutil.which("setpriv")
+
+
 def _die_with_parent():
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -267,9 +270,17 @@ class Process:
             if self.env is not None:
                 env = dict(os.environ)
                 env.update(self.env)
+            # setpriv (util-linux, always on Debian) sets the death signal
+            # and execs: no Python code runs between fork and exec, which
+            # preexec_fn would do (unsafe with the harness's threads).
+            if _SETPRIV:
+                argv = [_SETPRIV, "--pdeathsig", "KILL", "--"] + self.argv
+                kw = {}
+            else:
+                argv, kw = self.argv, {"preexec_fn": _die_with_parent}
             self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                env=env, cwd=self.cwd, preexec_fn=_die_with_parent)
+                argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                env=env, cwd=self.cwd, **kw)
         self.starts += 1
         if VERBOSE:
             log("started %s pid %d" % (self.name, self.proc.pid))
