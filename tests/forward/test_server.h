@@ -29,6 +29,14 @@ struct RecordedRequest {
 };
 
 struct Reply {
+  Reply() = default;
+  Reply(int status_code,  // NOLINT: Reply{500} reads well in scripts
+        std::vector<std::pair<std::string, std::string>> extra_headers = {},
+        std::string response_body = {})
+      : status(status_code),
+        headers(std::move(extra_headers)),
+        body(std::move(response_body)) {}
+
   int status = 204;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
