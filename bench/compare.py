@@ -301,7 +301,8 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
             if args.perf and label == "max" and shutil.which("perf"):
                 # Profile the closed-loop phase: perf report -i <file>.
                 perf = subprocess.Popen(
-                    ["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o",
+                    ["perf", "record", "-F", "499", "--call-graph",
+                     args.perf_call_graph, "-p", str(pid), "-o",
                      os.path.join(args.out, f"{name}.perf.data")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 PROCS.append(perf)
@@ -383,7 +384,7 @@ def fmt(v, spec):
 def ratio(a, b, spec=".2f"):
     if a is None or b is None or b == 0:
         return "n/a"
-    return format(a / b, spec) + "×"
+    return format(a / b, ".3g") + "×"
 
 
 def table(results, args):
@@ -471,6 +472,9 @@ def main():
     ap.add_argument("--perf", action="store_true",
                     help="perf record each proxy during the closed-loop phase "
                     "(<out>/<name>.perf.data)")
+    ap.add_argument("--perf-call-graph", default="fp",
+                    help="perf --call-graph mode: fp (default; needs frame "
+                    "pointers) or dwarf (deep stacks, large files)")
     ap.add_argument("--drain-timeout", type=float, default=60)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
     args = ap.parse_args()
