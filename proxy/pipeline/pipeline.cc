@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "proxy/pipeline/outcome_cache.h"
 #include "proxy/wire/rw1.h"
 #include "proxy/wire/snappy.h"
 
@@ -95,6 +96,7 @@ struct Scratch {
   relabel::LabelBuilder dest;
   std::vector<DestScratch> dests;
   std::vector<PendingAppend> pending;
+  std::vector<OutcomeCache::Key> keys;
 };
 
 Scratch& ThreadScratch() {
@@ -141,6 +143,9 @@ absl::string_view Shorten(std::string_view s) {
 struct Pipeline::State {
   std::shared_ptr<const config::Config> config;
   std::vector<DestState> dests;
+  // Per config: a reload starts with an empty one. Null when the
+  // destinations do not fit its encoding.
+  std::unique_ptr<OutcomeCache> cache;
 };
 
 struct Pipeline::Metrics {
@@ -154,6 +159,8 @@ struct Pipeline::Metrics {
   metrics::Family<metrics::Counter>* dropped;
   metrics::Family<metrics::Counter>* queued_samples;
   metrics::Family<metrics::Counter>* queued_series;
+  metrics::Counter* cache_hits;
+  metrics::Counter* cache_misses;
 };
 
 Pipeline::Pipeline(metrics::Registry* registry)
@@ -203,12 +210,22 @@ Pipeline::Pipeline(metrics::Registry* registry)
   metrics_->queued_samples = &r.AddCounter(
       "promrelay_queued_samples_total",
       "Samples appended to a destination's queue.", {"destination"});
+  auto& cache_lookups = r.AddCounter(
+      "promrelay_series_cache_lookups_total",
+      "Lookups of a series' routing outcome by its label bytes (hit: "
+      "relabeling skipped).",
+      {"result"});
+  metrics_->cache_hits = &cache_lookups.With({"hit"});
+  metrics_->cache_misses = &cache_lookups.With({"miss"});
   metrics_->queued_series = &r.AddCounter(
       "promrelay_queued_series_total",
       "Series appended to a destination's queue.", {"destination"});
 }
 
 Pipeline::~Pipeline() = default;
+
+// 2^17 slots of 32 bytes: 4 MiB, shared by every I/O thread.
+constexpr int kCacheSlotsLog2 = 18;
 
 absl::Status Pipeline::Update(std::shared_ptr<const config::Config> config,
                               std::vector<DestinationQueues> queues) {
@@ -247,6 +264,11 @@ absl::Status Pipeline::Update(std::shared_ptr<const config::Config> config,
     ds.queued_series = &metrics_->queued_series->With({d.name});
     state->dests.push_back(std::move(ds));
   }
+  bool cacheable = state->dests.size() <= OutcomeCache::kMaxDests;
+  for (const DestState& d : state->dests) {
+    if (d.shards.size() > OutcomeCache::kMaxShards) cacheable = false;
+  }
+  if (cacheable) state->cache = std::make_unique<OutcomeCache>(kCacheSlotsLog2);
   state_.store(std::move(state));
   return absl::OkStatus();
 }
@@ -354,8 +376,91 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
 
   const bool global_rules =
       !cfg.relabel_configs.empty() || !options.inject_labels.empty();
+  // Injected labels depend on the client, not on the series bytes: such
+  // requests bypass the cache.
+  OutcomeCache* cache =
+      options.inject_labels.empty() ? state->cache.get() : nullptr;
   uint64_t global_dropped = 0;
-  for (const wire::SeriesView& sv : view.series()) {
+  uint64_t cache_hits = 0;
+  uint64_t cache_misses = 0;
+
+  // Appends `sv` to its shard of destination `d`, with `labels` when a
+  // rule changed them (else its bytes unchanged).
+  auto add = [&](size_t d, size_t shard, const wire::SeriesView& sv,
+                 uint32_t samples,
+                 const absl::Span<const relabel::Label>* labels) {
+    const DestState& dest = state->dests[d];
+    DestScratch& ds = s.dests[d];
+    ShardBuf& b = ds.shards[shard];
+    if (b.series > 0 && (b.samples + samples > dest.max_samples_per_send ||
+                         b.enc.bytes().size() >= kMaxRecordBytes)) {
+      b.Flush();
+    }
+    if (labels != nullptr) {
+      s.out_labels.resize(labels->size());
+      for (size_t i = 0; i < labels->size(); ++i) {
+        s.out_labels[i] =
+            wire::LabelView{(*labels)[i].name, (*labels)[i].value};
+      }
+      b.enc.AddSeries(s.out_labels, sv);
+    } else {
+      b.enc.AddRawSeries(sv.body);
+    }
+    b.samples += samples;
+    ++b.series;
+    ds.queued_samples += samples;
+    ++ds.queued_series;
+  };
+
+  if (cache != nullptr) {
+    // Keys first, with their slots prefetched (a slot pair is one cache
+    // line): the lookups below then mostly find them loaded.
+    s.keys.resize(view.series().size());
+    for (size_t i = 0; i < view.series().size(); ++i) {
+      const wire::SeriesView& sv = view.series()[i];
+      if (sv.rest_offset == wire::SeriesView::kRestUnknown) continue;
+      s.keys[i] = cache->KeyOf(sv.body.substr(0, sv.rest_offset));
+      cache->Prefetch(s.keys[i]);
+    }
+  }
+
+  for (size_t series_index = 0; series_index < view.series().size();
+       ++series_index) {
+    const wire::SeriesView& sv = view.series()[series_index];
+    const uint32_t samples = sv.samples + sv.histograms;
+    const bool contiguous = sv.rest_offset != wire::SeriesView::kRestUnknown;
+    const std::string_view label_fields =
+        contiguous ? sv.body.substr(0, sv.rest_offset) : std::string_view();
+    OutcomeCache::Key key;
+    bool storable = cache != nullptr && contiguous;
+    if (storable) {
+      key = s.keys[series_index];
+      uint64_t outcome = 0;
+      if (cache->Lookup(key, &outcome)) {
+        ++cache_hits;
+        if (outcome & OutcomeCache::kGlobalDrop) {
+          ++global_dropped;
+          continue;
+        }
+        for (size_t d = 0; d < ndest; ++d) {
+          const int di = static_cast<int>(d);
+          switch (OutcomeCache::KindOf(outcome, di)) {
+            case OutcomeCache::kDrop:
+              ++s.dests[d].relabel_dropped;
+              break;
+            case OutcomeCache::kForbidden:
+              ++s.dests[d].forbidden_series;
+              s.dests[d].forbidden_samples += samples;
+              break;
+            default:
+              add(d, OutcomeCache::ShardOf(outcome, di), sv, samples, nullptr);
+          }
+        }
+        continue;
+      }
+      ++cache_misses;
+    }
+
     const absl::Span<const wire::LabelView> raw = view.labels(sv);
     s.input.resize(raw.size());
     for (size_t i = 0; i < raw.size(); ++i) {
@@ -368,32 +473,29 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       for (const auto& [name, value] : options.inject_labels) {
         s.global.Set(name, value);
       }
-      if (!cfg.relabel_configs.Apply(s.global)) {
+      bool kept = cfg.relabel_configs.Apply(s.global);
+      if (kept) current = s.global.Result();
+      if (!kept || current.empty()) {
         ++global_dropped;
-        continue;
-      }
-      current = s.global.Result();
-      if (current.empty()) {
-        ++global_dropped;
+        if (storable) cache->Insert(key, OutcomeCache::kGlobalDrop);
         continue;
       }
       relabeled = true;
     }
-    const uint32_t samples = sv.samples + sv.histograms;
+    uint64_t outcome = 0;
     for (size_t d = 0; d < ndest; ++d) {
       const DestState& dest = state->dests[d];
       DestScratch& ds = s.dests[d];
+      const int di = static_cast<int>(d);
       absl::Span<const relabel::Label> final_labels = current;
       bool changed = relabeled;
       if (!dest.cfg->write_relabel_configs.empty()) {
         s.dest.Reset(current);
-        if (!dest.cfg->write_relabel_configs.Apply(s.dest)) {
+        bool kept = dest.cfg->write_relabel_configs.Apply(s.dest);
+        if (kept) final_labels = s.dest.Result();
+        if (!kept || final_labels.empty()) {
           ++ds.relabel_dropped;
-          continue;
-        }
-        final_labels = s.dest.Result();
-        if (final_labels.empty()) {
-          ++ds.relabel_dropped;
+          outcome |= OutcomeCache::Pack(di, OutcomeCache::kDrop, 0);
           continue;
         }
         changed = true;
@@ -402,6 +504,7 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
           CarriesForbidden(final_labels, dest.forbidden)) {
         ++ds.forbidden_series;
         ds.forbidden_samples += samples;
+        outcome |= OutcomeCache::Pack(di, OutcomeCache::kForbidden, 0);
         continue;
       }
       if (changed && SameLabels(raw, final_labels)) changed = false;
@@ -409,32 +512,24 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       if (dest.shards.size() > 1) {
         // Unchanged series with their label fields first (every known
         // sender) hash those bytes in one go; the others hash their labels.
-        const uint64_t h =
-            !changed && sv.rest_offset != wire::SeriesView::kRestUnknown
-                ? StableEncodedLabelsHash(sv.body.substr(0, sv.rest_offset))
-                : StableLabelsHash(final_labels);
+        const uint64_t h = !changed && contiguous
+                               ? StableEncodedLabelsHash(label_fields)
+                               : StableLabelsHash(final_labels);
         shard = h % dest.shards.size();
       }
-      ShardBuf& b = ds.shards[shard];
-      if (b.series > 0 && (b.samples + samples > dest.max_samples_per_send ||
-                           b.enc.bytes().size() >= kMaxRecordBytes)) {
-        b.Flush();
-      }
       if (changed) {
-        s.out_labels.resize(final_labels.size());
-        for (size_t i = 0; i < final_labels.size(); ++i) {
-          s.out_labels[i] =
-              wire::LabelView{final_labels[i].name, final_labels[i].value};
-        }
-        b.enc.AddSeries(s.out_labels, sv);
+        storable = false;  // the cache keeps no labels
+        add(d, shard, sv, samples, &final_labels);
       } else {
-        b.enc.AddRawSeries(sv.body);
+        outcome |= OutcomeCache::Pack(di, OutcomeCache::kRaw, shard);
+        add(d, shard, sv, samples, nullptr);
       }
-      b.samples += samples;
-      ++b.series;
-      ds.queued_samples += samples;
-      ++ds.queued_series;
     }
+    if (storable) cache->Insert(key, outcome);
+  }
+  if (cache != nullptr) {
+    metrics_->cache_hits->Inc(static_cast<double>(cache_hits));
+    metrics_->cache_misses->Inc(static_cast<double>(cache_misses));
   }
   metrics_->global_dropped->Inc(static_cast<double>(global_dropped));
 

@@ -559,3 +559,104 @@ TEST_CASE("Update needs queues for every destination") {
 
 }  // namespace
 }  // namespace promrelay::pipeline
+
+namespace promrelay::pipeline {
+namespace {
+
+std::vector<std::string> Payloads(const FakeQueue& q) {
+  std::vector<std::string> out;
+  for (const auto& r : q.records) out.push_back(r.payload);
+  return out;
+}
+
+TEST_CASE("a repeated request takes the cache and gives the same output") {
+  Fixture a(testing::StarformConfig(3, 2));
+  Fixture b(testing::StarformConfig(3, 2));
+  prometheus::WriteRequest req = StarformRequest();
+  // Interleaved unchanged series: the cache may not take them (no
+  // contiguous label bytes), yet the output must be the same.
+  REQUIRE(a.pipeline->Ingest(Body(req)).ok());
+  REQUIRE(a.pipeline->Ingest(Body(req)).ok());
+  REQUIRE(b.pipeline->Ingest(Body(req)).ok());
+  const double hits =
+      a.registry
+          .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
+          .With({"hit"})
+          .Value();
+  // 5 series: the shuttle and kube-state-metrics ones (tenant labels
+  // dropped for grafana-cloud) are relabeled every time; 3 are cached.
+  CHECK(hits == 3);
+  for (const char* dest : {"grafana-cloud", "victoriametrics"}) {
+    const auto& qa = a.fakes[dest];
+    const auto& qb = b.fakes[dest];
+    for (size_t s = 0; s < qa.size(); ++s) {
+      // a got everything twice; each round equals b's single round.
+      auto pa = Payloads(*qa[s]);
+      auto pb = Payloads(*qb[s]);
+      REQUIRE(pa.size() == 2 * pb.size());
+      for (size_t i = 0; i < pb.size(); ++i) {
+        CHECK(pa[i] == pb[i]);
+        CHECK(pa[pb.size() + i] == pb[i]);
+      }
+    }
+  }
+  CHECK(a.Counter("promrelay_relabel_dropped_series_total",
+                  {"grafana-cloud"}) == 4);
+  CHECK(a.Counter("promrelay_relabel_dropped_series_total",
+                  {"victoriametrics"}) == 6);
+}
+
+TEST_CASE("cached outcomes: guard and global drop") {
+  auto cfg = std::make_shared<config::Config>();
+  cfg->relabel_configs =
+      testing::Rules({testing::Drop("__name__", "debug_.*")});
+  config::Destination d;
+  d.name = "guarded";
+  d.queue_config.shards = 2;
+  d.forbidden_labels = {"project_id"};
+  cfg->remote_write.push_back(std::move(d));
+  Fixture f(cfg);
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "debug_x"}}, 2);
+  AddSeries(&req, {{"__name__", "a"}, {"project_id", "p"}}, 3);
+  AddSeries(&req, {{"__name__", "b"}}, 4);
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  }
+  CHECK(f.Series("guarded").size() == 3);
+  CHECK(f.Counter("promrelay_global_relabel_dropped_series_total") == 3);
+  CHECK(f.Counter("promrelay_forbidden_label_violations_total", {"guarded"}) ==
+        3);
+  CHECK(f.Counter("promrelay_dropped_samples_total",
+                  {"guarded", "forbidden_label"}) == 9);
+  CHECK(f.Counter("promrelay_queued_samples_total", {"guarded"}) == 12);
+  CHECK(f.registry
+            .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
+            .With({"hit"})
+            .Value() == 6);
+}
+
+TEST_CASE("a new config starts with an empty cache") {
+  auto keep_all = std::make_shared<config::Config>();
+  config::Destination d;
+  d.name = "d";
+  d.queue_config.shards = 1;
+  keep_all->remote_write.push_back(d);
+  Fixture f(keep_all);
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "up"}, {"job", "api"}});
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  CHECK(f.Series("d").size() == 2);
+
+  auto drop_api = std::make_shared<config::Config>();
+  d.write_relabel_configs = testing::Rules({testing::Drop("job", "api")});
+  drop_api->remote_write.push_back(d);
+  std::vector<DestinationQueues> qs = {{"d", {f.fakes["d"][0]}, 0}};
+  REQUIRE(f.pipeline->Update(drop_api, qs).ok());
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  CHECK(f.Series("d").size() == 2);  // dropped now, not served from cache
+}
+
+}  // namespace
+}  // namespace promrelay::pipeline

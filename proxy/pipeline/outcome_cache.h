@@ -1,0 +1,86 @@
+// What the rules decided for a series, remembered by the series' encoded
+// label bytes: agents resend the same series every scrape, so most series
+// skip relabeling entirely. Internal to the pipeline.
+//
+// Only outcomes that need no stored labels are cached: per destination
+// "dropped by its rules", "withheld by the guard" or "sent unchanged, to
+// shard N", or "dropped by the global rules". Series whose labels a rule
+// changes are relabeled every time.
+//
+// The table is shared by all threads, fixed in size (no allocation after
+// construction) and lock-free: each slot is a seqlock, a reader that races
+// a writer just misses. Keys are 128-bit hashes seeded at random per
+// process, so clients cannot craft collisions; a colliding pair would have
+// to be found by chance (about 2^-128 per pair).
+#ifndef PROMRELAY_PROXY_PIPELINE_OUTCOME_CACHE_H_
+#define PROMRELAY_PROXY_PIPELINE_OUTCOME_CACHE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace promrelay::pipeline {
+
+class OutcomeCache {
+ public:
+  // Per destination: 2 bits of kind, 13 bits of shard; up to kMaxDests.
+  enum Kind : uint64_t { kDrop = 0, kForbidden = 1, kRaw = 2 };
+  static constexpr int kMaxDests = 4;
+  static constexpr uint64_t kMaxShards = 1 << 13;
+  static constexpr uint64_t kGlobalDrop = uint64_t{1} << 63;
+
+  static uint64_t Pack(int dest, Kind kind, uint64_t shard) {
+    return (static_cast<uint64_t>(kind) | shard << 2) << (15 * dest);
+  }
+  static Kind KindOf(uint64_t value, int dest) {
+    return static_cast<Kind>((value >> (15 * dest)) & 3);
+  }
+  static uint64_t ShardOf(uint64_t value, int dest) {
+    return (value >> (15 * dest + 2)) & (kMaxShards - 1);
+  }
+
+  struct Key {
+    uint64_t a = 0;
+    uint64_t b = 0;
+  };
+
+  // 2^slots_log2 slots of 32 bytes (slots_log2 >= 1).
+  explicit OutcomeCache(int slots_log2);
+
+  Key KeyOf(std::string_view label_fields) const;
+  // Starts loading the key's slots into the CPU cache: call it for a whole
+  // request's keys before looking them up, so the table's memory latency
+  // overlaps instead of stalling every lookup.
+  void Prefetch(const Key& key) const {
+    __builtin_prefetch(&pairs_[key.a & mask_]);
+  }
+  bool Lookup(const Key& key, uint64_t* value) const;
+  void Insert(const Key& key, uint64_t value);
+
+  size_t slots() const { return 2 * (mask_ + 1); }
+
+ private:
+  struct Slot {
+    std::atomic<uint64_t> version{0};  // odd: being written; 0: empty
+    std::atomic<uint64_t> a{0};
+    std::atomic<uint64_t> b{0};
+    std::atomic<uint64_t> value{0};
+  };
+
+  // A key may sit in either slot of its pair (two-way set associative);
+  // a pair is one cache line.
+  struct alignas(64) Pair {
+    Slot slot[2];
+  };
+
+  std::unique_ptr<Pair[]> pairs_;
+  size_t mask_;  // over pairs
+  uint64_t seed1_;
+  uint64_t seed2_;
+};
+
+}  // namespace promrelay::pipeline
+
+#endif  // PROMRELAY_PROXY_PIPELINE_OUTCOME_CACHE_H_
