@@ -26,4 +26,4 @@ if [[ $rc -ne 0 ]]; then
        "logs in $out)"
   exit "$rc"
 fi
-echo "ci-bench: delivery exact"
+echo "ci-bench: delivery exact (table also in $out/table.md)"

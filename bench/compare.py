@@ -578,23 +578,24 @@ def main():
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)
-    print()
-    print(f"### promrelay vs vmagent — {args.series} distinct series, "
-          f"{args.duration:g} s phases, {summary['date']} ({summary['git']}), "
-          f"load avg {load_before} -> {summary['loadavg_after']}")
-    print()
-    print(md)
-    print()
-    for n in notes:
-        print(f"NOTE: {n}")
+    report = [
+        f"### promrelay vs vmagent — {args.series} distinct series, "
+        f"{args.duration:g} s phases, {summary['date']} ({summary['git']}), "
+        f"load avg {load_before} -> {summary['loadavg_after']}", "", md, ""]
+    report += [f"NOTE: {n}" for n in notes]
     if problems:
-        print("DELIVERY CHECK FAILED:")
-        for p in problems:
-            print(f"  - {p}")
+        report.append("DELIVERY CHECK FAILED:")
+        report += [f"  - {p}" for p in problems]
     else:
-        print("Delivery check: every sample arrived exactly once at the right "
-              "destination, no malformed request, no tenant label on the "
-              "platform destination.")
+        report.append("Delivery check: every sample arrived exactly once at "
+                      "the right destination, no malformed request, no "
+                      "tenant label on the platform destination.")
+    text = "\n".join(report) + "\n"
+    # table.md: for CI logs (ctest hides a passing test's output).
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(text)
+    print()
+    print(text, end="")
     print(f"(results: {os.path.join(args.out, 'results.json')}, "
           f"{summary['elapsed_s']:.0f} s)")
     if problems:
