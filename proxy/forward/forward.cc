@@ -559,6 +559,15 @@ absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(
                     "(0 when empty).",
                     {"destination"})
            .With({n});
+  // The bound the queue alerts compare promrelay_queue_bytes against.
+  reg.AddGauge("promrelay_queue_max_bytes",
+               "Configured queue bound for the destination, all shards "
+               "(storage.max_bytes, or queue_config.max_memory_bytes).",
+               {"destination"})
+      .With({n})
+      .Set(static_cast<double>(dest.storage
+                                   ? dest.storage->max_bytes
+                                   : dest.queue_config.max_memory_bytes));
   gauges->Refresh();
   impl->refresher_id =
       reg.AddRefresher([weak = std::weak_ptr<QueueGauges>(gauges)] {

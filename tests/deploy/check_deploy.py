@@ -322,7 +322,10 @@ remote_write:
             body = None
             for _ in range(100):
                 try:
-                    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                    url = f"http://127.0.0.1:{port}/metrics"
+                    urllib.request.urlopen(url, timeout=2).read()
+                    # Second scrape: per-request histograms exist after the first.
+                    body = urllib.request.urlopen(url, timeout=2).read().decode()
                     break
                 except OSError:
                     if proc.poll() is not None:
@@ -331,8 +334,15 @@ remote_write:
             if body is None:
                 problem("promrelay", "did not serve /metrics: " + (proc.stderr.read() if proc.poll() is not None else "timeout"))
                 return
-            exposed = set(re.findall(r"^# TYPE (\S+) ", body, re.M))
-            for name in sorted(referenced_metrics() - exposed):
+            missing = referenced_metrics() - set(re.findall(r"^# TYPE (\S+) ", body, re.M))
+            for _ in range(10):
+                if not missing:
+                    break
+                # A request's duration is recorded just after its response.
+                time.sleep(0.2)
+                body = urllib.request.urlopen(url, timeout=2).read().decode()
+                missing -= set(re.findall(r"^# TYPE (\S+) ", body, re.M))
+            for name in sorted(missing):
                 problem("config/alerts.yaml or dashboard", f"uses {name}, which promrelay does not expose")
         finally:
             proc.terminate()
