@@ -439,7 +439,8 @@ def table(results, args):
 def find_tool(build_dir, name):
     for d in [os.path.join(build_dir, "bench")] + sorted(
             os.path.join(ROOT, x, "bench") for x in os.listdir(ROOT)
-            if x.startswith("build")):
+            # Never sanitizer builds: their tools would skew the figures.
+            if x.startswith("build") and "asan" not in x and "san" not in x):
         p = os.path.join(d, name)
         if os.path.exists(p):
             return os.path.abspath(p)
