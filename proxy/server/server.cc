@@ -561,6 +561,12 @@ class Session : public SessionBase,
                       : header_parser_ && header_parser_->get().keep_alive());
     const std::string code_text = std::to_string(code);
     shared_->requests->With({code_text, route_.label}).Inc();
+    // Observed before the response is written, so a client that reads the
+    // response and then asks /metrics always finds its request counted.
+    shared_->duration->With({route_.label})
+        .Observe(std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - start_)
+                     .count());
     if (code >= 400 && code != 404 && code != 405) {
       uint64_t suppressed = 0;
       if (shared_->reject_log.Allow(&suppressed)) {
@@ -592,10 +598,6 @@ class Session : public SessionBase,
   }
 
   void OnWrite(beast::error_code ec, bool keep_alive) {
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
-            .count();
-    shared_->duration->With({route_.label}).Observe(seconds);
     res_.reset();
     body_parser_.reset();
     // Decided before the request stops counting as in flight: whoever sees
@@ -722,7 +724,7 @@ Server::Server(pipeline::Pipeline* pipeline, ServerOptions options)
       {"code", "path"});
   s.duration = &r.AddHistogram(
       "promrelay_request_duration_seconds",
-      "Time from a request's header to the end of its response, by path.",
+      "Time from a request's header to its response being ready, by path.",
       {"path"});
   s.connections =
       &r.AddGauge("promrelay_http_connections", "Open HTTP connections.")
