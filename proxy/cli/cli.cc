@@ -1,6 +1,7 @@
 #include "proxy/cli/cli.h"
 
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,10 @@ Runs the proxy: receives remote_write requests, relabels every series and
 forwards each destination its share. SIGHUP or POST /-/reload re-reads FILE.
 
 Flags:
-  --config FILE   the configuration file (required)
-  --help          show this help
+  --config FILE       the configuration file (required)
+  --log-level LEVEL   debug, info, warn or error (default info; also
+                      PROMRELAY_LOG_LEVEL)
+  --help              show this help
 )";
 
 int UsageError(const std::string& what, std::ostream& err) {
@@ -72,33 +75,42 @@ int Main(const std::vector<std::string>& args, std::istream& in,
   if (!absl::StartsWith(first, "-")) {
     return UsageError("unknown command \"" + first + "\"", err);
   }
-  // Run mode: only the flags RunProxy understands.
-  bool have_config = false;
+  // Run mode: only the flags RunProxy understands (run.cc parses them).
+  const std::set<std::string> kRunValueFlags = {"config", "log-level",
+                                                "log.level"};
+  std::set<std::string> seen;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
       out << kRunUsage;
       return kExitOk;
     }
-    if (a == "--config" || a == "-config") {
-      if (i + 1 >= args.size())
-        return UsageError("--config needs a value", err);
+    if (!absl::StartsWith(a, "-")) {
+      return UsageError("unexpected argument \"" + a + "\"", err);
+    }
+    std::string name = a.substr(absl::StartsWith(a, "--") ? 2 : 1);
+    bool inline_value = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      name = name.substr(0, eq);
+      inline_value = true;
+    }
+    if (!kRunValueFlags.count(name)) {
+      return UsageError("unknown flag \"" + a + "\"", err);
+    }
+    if (!inline_value) {
+      if (i + 1 >= args.size()) {
+        return UsageError("--" + name + " needs a value", err);
+      }
       ++i;
-      if (have_config) return UsageError("--config is given twice", err);
-      have_config = true;
-      continue;
     }
-    if (absl::StartsWith(a, "--config=") || absl::StartsWith(a, "-config=")) {
-      if (have_config) return UsageError("--config is given twice", err);
-      have_config = true;
-      continue;
+    std::string key = name == "log.level" ? "log-level" : name;
+    if (!seen.insert(key).second) {
+      return UsageError("--" + name + " is given twice", err);
     }
-    return UsageError(absl::StartsWith(a, "-")
-                          ? "unknown flag \"" + a + "\""
-                          : "unexpected argument \"" + a + "\"",
-                      err);
   }
-  if (!have_config) return UsageError("--config FILE is required", err);
+  if (!seen.count("config")) {
+    return UsageError("--config FILE is required", err);
+  }
   return RunProxy(args);
 }
 

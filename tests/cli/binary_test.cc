@@ -308,6 +308,13 @@ TEST_CASE("command line: dispatch and exit codes", "[binary]") {
       {"--config", 2, "", "--config needs a value"},
       {"--config a.yaml --verbose", 2, "", "Run 'promrelay --help'"},
       {"--config a.yaml --help", 0, "Usage: promrelay --config FILE", ""},
+      {"--log-level debug", 2, "", "--config FILE is required"},
+      {"--config a.yaml --config b.yaml", 2, "", "--config is given twice"},
+      {"--config a.yaml --log-level", 2, "", "--log-level needs a value"},
+      {"--config a.yaml stray", 2, "", "unexpected argument \"stray\""},
+      // Valid run flags reach the proxy, which reports the missing file.
+      {"--config=/nonexistent/p.yaml --log.level=info", 1, "",
+       "/nonexistent/p.yaml"},
       {"check-config", 2, "", "--config FILE is required"},
       {"check-config --help", 0, "Usage: promrelay check-config", ""},
       {"check-config --config x --bogus", 2, "",
