@@ -10,6 +10,8 @@ if [[ "${1:-}" == "--sanitize" ]]; then
   build_dir=build-asan
   extra=(-DPROMRELAY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
 fi
+# Cache hits across clones and build dirs: paths relative to the checkout.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
