@@ -30,7 +30,6 @@ struct DestState {
   metrics::Counter* relabel_dropped = nullptr;
   metrics::Counter* forbidden_violations = nullptr;
   metrics::Counter* dropped_forbidden = nullptr;
-  metrics::Counter* dropped_queue_full = nullptr;
   metrics::Counter* dropped_oldest = nullptr;
   metrics::Counter* queued_samples = nullptr;
   metrics::Counter* queued_series = nullptr;
@@ -258,7 +257,6 @@ absl::Status Pipeline::Update(std::shared_ptr<const config::Config> config,
     ds.forbidden_violations = &metrics_->forbidden->With({d.name});
     ds.dropped_forbidden =
         &metrics_->dropped->With({d.name, "forbidden_label"});
-    ds.dropped_queue_full = &metrics_->dropped->With({d.name, "queue_full"});
     ds.dropped_oldest = &metrics_->dropped->With({d.name, "drop_oldest"});
     ds.queued_samples = &metrics_->queued_samples->With({d.name});
     ds.queued_series = &metrics_->queued_series->With({d.name});
@@ -563,7 +561,7 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       if (!dest.reject_on_full) continue;
       const queue::Stats stats = dest.shards[i]->GetStats();
       if (stats.bytes + b.record_bytes > dest.shard_capacity) {
-        dest.dropped_queue_full->Inc(static_cast<double>(ds.queued_samples));
+        // Refused, not dropped: the client got 429 and keeps the data.
         metrics_->rejected_samples->With({"queue_full"}).Inc(total_samples);
         return absl::ResourceExhaustedError(
             absl::StrCat("queue of destination \"", dest.cfg->name,
@@ -606,8 +604,6 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       const std::string where =
           absl::StrCat("destination \"", dest.cfg->name, "\" shard ", i);
       if (absl::IsResourceExhausted(st)) {
-        dest.dropped_queue_full->Inc(
-            static_cast<double>(ds.queued_samples - appended_samples));
         metrics_->rejected_samples->With({"queue_full"}).Inc(total_samples);
         return absl::ResourceExhaustedError(absl::StrCat(
             "queue of ", where, " is full (on_full: reject); retry later"));

@@ -53,6 +53,9 @@ struct Fixture {
           .With(labels)
           .Value();
     }
+    if (name == "promrelay_rejected_samples_total") {
+      return registry.AddCounter(name, "", {"reason"}).With(labels).Value();
+    }
     if (labels.size() == 0)
       return registry.AddCounter(name, "").With({}).Value();
     return registry.AddCounter(name, "", {"destination"}).With(labels).Value();
@@ -461,8 +464,10 @@ TEST_CASE("queue outcomes map to status codes") {
     absl::Status st = f.pipeline->Ingest(Body(req));
     CHECK(absl::IsResourceExhausted(st));
     CHECK(st.message().find("victoriametrics") != absl::string_view::npos);
+    // A 429 is a refusal the client retries, never a counted drop.
     CHECK(f.Counter("promrelay_dropped_samples_total",
-                    {"victoriametrics", "queue_full"}) == 4);
+                    {"victoriametrics", "queue_full"}) == 0);
+    CHECK(f.Counter("promrelay_rejected_samples_total", {"queue_full"}) > 0);
   }
   SECTION("closed") {
     f.fakes["grafana-cloud"][0]->next_status = absl::UnavailableError("closed");
