@@ -47,6 +47,7 @@ code=$(printf '\x00' | curl -s -o /dev/null -w '%{http_code}' -X POST \
   --data-binary @- "http://127.0.0.1:$port/api/v1/write")
 [[ "$code" == 204 ]] || { echo "write answered $code"; exit 1; }
 curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^promrelay_requests_total'
-pkill -TERM -f 'promrelay --config /etc/promrelay/smoke.yaml' || true
-wait "$server" || true
+# SIGTERM to promrelay itself (not to buildah): it must drain and exit 0.
+pkill -TERM -f '^promrelay --config /etc/promrelay/smoke.yaml'
+wait "$server" || { echo "promrelay did not exit 0 on SIGTERM"; exit 1; }
 echo "image smoke test passed"
