@@ -40,6 +40,10 @@ Flags:
   --config FILE       the configuration file (required)
   --log-level LEVEL   debug, info, warn or error (default info; also
                       PROMRELAY_LOG_LEVEL)
+  --config-watch-interval DURATION
+                      check FILE this often and reload it when its content
+                      changed (e.g. 30s for a Kubernetes ConfigMap; at least
+                      1s; default 0s = off)
   --help              show this help
 )";
 
@@ -76,8 +80,8 @@ int Main(const std::vector<std::string>& args, std::istream& in,
     return UsageError("unknown command \"" + first + "\"", err);
   }
   // Run mode: only the flags RunProxy understands (run.cc parses them).
-  const std::set<std::string> kRunValueFlags = {"config", "log-level",
-                                                "log.level"};
+  const std::set<std::string> kRunValueFlags = {
+      "config", "log-level", "log.level", "config-watch-interval"};
   std::set<std::string> seen;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];

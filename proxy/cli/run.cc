@@ -1,11 +1,17 @@
 #include "proxy/cli/run.h"
 
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -16,9 +22,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "proxy/config/config.h"
 #include "proxy/forward/forward.h"
 #include "proxy/metrics/log.h"
@@ -43,9 +51,14 @@ constexpr int kExitUsage = 2;
 // queued before its sender stops.
 constexpr absl::Duration kRemovedDrainTime = absl::Seconds(5);
 
+// A config file checked more often than this would cost CPU for nothing:
+// kubelet itself refreshes mounted ConfigMaps about once a minute.
+constexpr absl::Duration kMinWatchInterval = absl::Seconds(1);
+
 struct Flags {
   std::string config;
   std::string log_level;
+  std::string config_watch_interval;
 };
 
 // The CLI dispatcher already rejected unknown flags; this only picks out
@@ -73,6 +86,9 @@ bool ParseRunFlags(const std::vector<std::string>& args, Flags* flags,
     if (value("config", &flags->config)) continue;
     if (value("log-level", &flags->log_level)) continue;
     if (value("log.level", &flags->log_level)) continue;
+    if (value("config-watch-interval", &flags->config_watch_interval)) {
+      continue;
+    }
     *error = "unknown flag \"" + args[i] + "\"";
     return false;
   }
@@ -408,6 +424,205 @@ bool SameListener(const config::ServerConfig& a,
          tls_same;
 }
 
+// "0s" (the default) turns watching off; anything else must be at least
+// kMinWatchInterval.
+bool ParseWatchInterval(const std::string& text, absl::Duration* out,
+                        std::string* error) {
+  if (text.empty()) {
+    *out = absl::ZeroDuration();
+    return true;
+  }
+  absl::StatusOr<absl::Duration> d = config::ParseDuration(text);
+  if (!d.ok()) {
+    *error = absl::StrCat("--config-watch-interval: ", d.status().message());
+    return false;
+  }
+  if (*d != absl::ZeroDuration() && *d < kMinWatchInterval) {
+    *error = absl::StrCat(
+        "--config-watch-interval: must be 0s (off) or at least ",
+        config::DurationString(kMinWatchInterval), ", got \"", text, "\"");
+    return false;
+  }
+  *out = *d;
+  return true;
+}
+
+// The SHA-256 (hex) of the file's bytes as they are now. The path is opened
+// afresh each time, so a ConfigMap whose `..data` symlink kubelet swapped is
+// read through the new link.
+absl::StatusOr<std::string> FileSha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read config file: ", std::strerror(errno)));
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+  if (in.bad()) {
+    return absl::DataLossError(
+        absl::StrCat("cannot read config file: ", std::strerror(errno)));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), md, &md_len, EVP_sha256(),
+                 nullptr) != 1) {
+    return absl::InternalError("SHA-256 of the config file failed");
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(md), md_len));
+}
+
+// What the running configuration was loaded from and how the last load
+// went, shared by every reload path (SIGHUP, POST /-/reload, the file
+// watcher) so the watcher does not reload again what one of the others
+// already applied.
+class LoadedConfig {
+ public:
+  struct State {
+    std::string loaded;   // SHA-256 of the running config ("" = unknown)
+    std::string attempt;  // SHA-256 of the last file a reload read
+    absl::Time attempt_time = absl::InfinitePast();
+    bool last_failed = false;
+  };
+
+  explicit LoadedConfig(metrics::Registry* registry)
+      : info_(&registry->AddGauge(
+            "promrelay_config_info",
+            "Always 1; sha256 is the SHA-256 of the configuration file bytes "
+            "in use (compare with `sha256sum FILE`).",
+            {"sha256"})) {}
+
+  // After a successful load of a file whose bytes hashed to `sha256` just
+  // before ("" = could not be read, so the watcher loads again on its next
+  // check).
+  void Loaded(const std::string& sha256) {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.attempt = sha256;
+    state_.attempt_time = absl::Now();
+    state_.last_failed = false;
+    if (sha256 == state_.loaded) return;
+    if (!state_.loaded.empty()) info_->Remove({state_.loaded});
+    state_.loaded = sha256;
+    if (!sha256.empty()) info_->With({sha256}).Set(1);
+  }
+
+  // After a failed load (the previous config keeps running).
+  void Failed(const std::string& sha256) {
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.attempt = sha256;
+    state_.attempt_time = absl::Now();
+    state_.last_failed = true;
+  }
+
+  State Get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_;
+  }
+
+ private:
+  metrics::Family<metrics::Gauge>* info_;
+  mutable std::mutex mu_;
+  State state_;
+};
+
+// Polls the config file every `interval` and reloads when its content
+// (SHA-256, not mtime: kubelet's symlink swap changes inode and mtime, and
+// an editor may keep them) differs from what is running. Polling rather
+// than inotify: a watch on a ConfigMap file follows the old inode when the
+// `..data` symlink is swapped.
+//
+// A content that failed to load is tried again every `kRetryFailedEvery`
+// (or `interval`, if longer), because what made it fail may be outside the
+// file (a secret file mounted after the ConfigMap); the runtime logs each
+// failure and keeps the old config. After a failure the watcher also loads a
+// file that was put back to what is running, so
+// promrelay_config_last_reload_successful does not stay 0 for a config that
+// is fine.
+class ConfigWatcher {
+ public:
+  ConfigWatcher(std::string path, absl::Duration interval,
+                const LoadedConfig* loaded,
+                std::function<absl::Status()> reload)
+      : path_(std::move(path)),
+        interval_(interval),
+        loaded_(loaded),
+        reload_(std::move(reload)) {}
+  ~ConfigWatcher() { Stop(); }
+  ConfigWatcher(const ConfigWatcher&) = delete;
+  ConfigWatcher& operator=(const ConfigWatcher&) = delete;
+
+  void Start() {
+    logging::Info("watching the configuration file for changes",
+                  {{"file", path_}, {"interval", interval_}});
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static constexpr absl::Duration kRetryFailedEvery = absl::Minutes(1);
+
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait_for(lock, absl::ToChronoMilliseconds(interval_),
+                   [this] { return stop_; });
+      if (stop_) return;
+      lock.unlock();
+      Check();
+      lock.lock();
+    }
+  }
+
+  void Check() {
+    absl::StatusOr<std::string> sha = FileSha256(path_);
+    if (!sha.ok()) {
+      // Once per distinct error: a file that stays missing is not news
+      // every interval.
+      const std::string err(sha.status().message());
+      if (err != last_read_error_) {
+        logging::Warn("cannot check the configuration file",
+                      {{"file", path_}, {"err", sha.status()}});
+        last_read_error_ = err;
+      }
+      return;
+    }
+    last_read_error_.clear();
+    const LoadedConfig::State st = loaded_->Get();
+    if (!st.last_failed && !st.loaded.empty() && *sha == st.loaded) return;
+    if (st.last_failed && *sha == st.attempt) {
+      if (absl::Now() - st.attempt_time <
+          std::max(kRetryFailedEvery, interval_)) {
+        return;
+      }
+      logging::Info("retrying the configuration that failed to load",
+                    {{"file", path_}, {"sha256", *sha}});
+    } else {
+      logging::Info("configuration file changed; reloading",
+                    {{"file", path_}, {"sha256", *sha}});
+    }
+    reload_().IgnoreError();  // logged by the runtime
+  }
+
+  const std::string path_;
+  const absl::Duration interval_;
+  const LoadedConfig* loaded_;
+  const std::function<absl::Status()> reload_;
+  std::string last_read_error_;  // only the watcher thread uses it
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 int RunProxy(const std::vector<std::string>& args) {
@@ -431,6 +646,12 @@ int RunProxy(const std::vector<std::string>& args) {
     }
     logging::SetLevel(level);
   }
+  absl::Duration watch_interval;
+  if (!ParseWatchInterval(flags.config_watch_interval, &watch_interval,
+                          &error)) {
+    std::cerr << "promrelay: " << error << "\n";
+    return kExitUsage;
+  }
 
   // Signals are taken synchronously by this thread (sigwait): block them
   // before any other thread exists, so every thread inherits the mask.
@@ -442,6 +663,9 @@ int RunProxy(const std::vector<std::string>& args) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
+  // Hashed before loading: if the file changes in between, the watcher sees
+  // a difference and loads it again (never misses a change).
+  absl::StatusOr<std::string> start_sha = FileSha256(flags.config);
   std::vector<config::ConfigError> errors;
   auto loaded = config::LoadFromFile(flags.config, &errors);
   if (!loaded.ok()) {
@@ -452,6 +676,7 @@ int RunProxy(const std::vector<std::string>& args) {
   logging::Info("starting promrelay",
                 {{"version", PROMRELAY_VERSION},
                  {"config", flags.config},
+                 {"sha256", start_sha.ok() ? *start_sha : "unknown"},
                  {"destinations", cfg->remote_write.size()}});
 
   metrics::Registry* registry = &metrics::Default();
@@ -486,19 +711,30 @@ int RunProxy(const std::vector<std::string>& args) {
       ->AddGauge("promrelay_config_last_reload_success_timestamp_seconds", "")
       .With({})
       .Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+  LoadedConfig loaded_config(registry);
+  loaded_config.Loaded(start_sha.ok() ? *start_sha : "");
   ReportOrphanQueues(*cfg, orphan_gauge);
   DiskQueueMetrics disk_metrics(registry, &runtime);
 
   const std::string path = flags.config;
-  auto reload = [&runtime, &path, orphan_gauge, listener = cfg->server]() {
+  // One path for SIGHUP, POST /-/reload and the file watcher; they may race
+  // (signal thread, HTTP threads, watcher thread), hence the mutex.
+  std::mutex reload_mu;
+  auto reload = [&runtime, &path, &reload_mu, &loaded_config, orphan_gauge,
+                 listener = cfg->server]() {
+    std::lock_guard<std::mutex> lock(reload_mu);
+    absl::StatusOr<std::string> sha = FileSha256(path);
     absl::Status r = runtime.Reload(path);
     if (r.ok()) {
+      loaded_config.Loaded(sha.ok() ? *sha : "");
       auto now = runtime.config();
       if (!SameListener(listener, now->server)) {
         logging::Warn(
             "server.listen_address, io_threads and tls apply after a restart");
       }
       ReportOrphanQueues(*now, orphan_gauge);
+    } else {
+      loaded_config.Failed(sha.ok() ? *sha : "");
     }
     return r;
   };
@@ -514,6 +750,13 @@ int RunProxy(const std::vector<std::string>& args) {
     server.Stop(absl::Now());
     senders.StopAll(absl::Now());
     return kExitFailure;
+  }
+
+  std::unique_ptr<ConfigWatcher> watcher;
+  if (watch_interval > absl::ZeroDuration()) {
+    watcher = std::make_unique<ConfigWatcher>(path, watch_interval,
+                                              &loaded_config, reload);
+    watcher->Start();
   }
 
   int sig = 0;
@@ -542,6 +785,8 @@ int RunProxy(const std::vector<std::string>& args) {
   });
   second.detach();
 
+  // No reload may start while the destinations are being shut down.
+  if (watcher) watcher->Stop();
   server.BeginShutdown();
   server.Stop(deadline);
   logging::Info("HTTP server stopped; sending what is queued");
