@@ -14,46 +14,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "proxy/cli/json.h"
+#include "proxy/relabel/relabel.h"
 
 namespace promrelay::cli {
 namespace {
-
-bool IsValidUtf8(absl::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = s[i];
-    int n;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;
-    for (int k = 1; k <= n; ++k) {
-      unsigned char cc = s[i + k];
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-        (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
 
 bool IsNameStart(char c, bool metric) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
@@ -302,7 +266,7 @@ absl::StatusOr<std::optional<LabelSet>> ParseSeriesLine(
   if (absl::EndsWith(line, "\r")) line.remove_suffix(1);
   absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(line);
   if (trimmed.empty() || trimmed[0] == '#') return std::nullopt;
-  if (!IsValidUtf8(line)) {
+  if (!relabel::IsValidUtf8(std::string_view(line.data(), line.size()))) {
     return absl::InvalidArgumentError("the line is not valid UTF-8");
   }
   absl::StatusOr<LabelSet> labels =

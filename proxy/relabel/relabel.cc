@@ -194,6 +194,8 @@ bool NameLess(const Label& a, const Label& b) {
 
 }  // namespace
 
+bool IsValidUtf8(std::string_view s) { return internal::IsValidUtf8(s); }
+
 bool IsValidLabelName(std::string_view name, NameScheme scheme) {
   if (scheme == NameScheme::kLegacy) return IsLegacyName(name);
   return !name.empty() && internal::IsValidUtf8(name);

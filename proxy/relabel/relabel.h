@@ -40,6 +40,10 @@ enum class NameScheme { kUtf8, kLegacy };
 // kUtf8: non-empty valid UTF-8. kLegacy: [a-zA-Z_][a-zA-Z0-9_]*.
 bool IsValidLabelName(std::string_view name, NameScheme scheme);
 
+// Go's utf8.ValidString: overlong forms, surrogates and code points above
+// U+10FFFF are invalid.
+bool IsValidUtf8(std::string_view s);
+
 // One rule as written in YAML. Presence is kept because Prometheus tells an
 // omitted key (default), an explicit "" and a YAML null (zero value) apart:
 // the loader stores a null `regex:`/`separator:`/`replacement:` as "".
