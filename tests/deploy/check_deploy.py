@@ -352,6 +352,21 @@ remote_write:
                 proc.kill()
 
 
+def check_runbook():
+    """Every alert links to a README runbook section that exists."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    headings = {h.strip().lower() for h in re.findall(r"^### (.+)$", readme, re.M)}
+    rules = yaml.safe_load(open(os.path.join(ROOT, "config", "alerts.yaml")))
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            name = rule["alert"]
+            if name.lower() not in headings:
+                problem("README.md", f"no runbook section '### {name}'")
+            url = rule.get("annotations", {}).get("runbook_url", "")
+            if url != f"README.md#{name.lower()}":
+                problem("config/alerts.yaml", f"{name}: runbook_url {url!r} is not README.md#{name.lower()}")
+
+
 def check_dashboard():
     path = os.path.join(ROOT, "config", "grafana", "promrelay-dashboard.json")
     dash = json.load(open(path))
@@ -371,6 +386,7 @@ def main():
     check_compose(args.promrelay)
     check_kubernetes(args.promrelay)
     check_dashboard()
+    check_runbook()
     check_metrics_exist(args.promrelay)
     if problems:
         print(f"{len(problems)} problem(s):")
