@@ -6,6 +6,7 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -34,6 +35,9 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(100);
 // A server's Retry-After is honoured up to this much.
 constexpr absl::Duration kMaxRetryAfter = absl::Minutes(5);
 constexpr absl::Duration kLogInterval = absl::Seconds(10);
+// A shard keeps its request body buffer up to this size between batches;
+// a larger one (an unusually big batch) is freed after its send.
+constexpr size_t kMaxRetainedBodyBytes = 4u << 20;
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return absl::EqualsIgnoreCase(absl::string_view(a.data(), a.size()),
@@ -230,8 +234,8 @@ struct DestinationSender::Impl {
     HttpClient client;
     std::thread thread;
     Backoff backoff{absl::Milliseconds(30), absl::Seconds(5), 0};
-    std::string raw;         // concatenated payloads
-    std::string compressed;  // request body
+    std::vector<std::string_view> parts;  // the batch's payloads
+    wire::ByteBuffer compressed;          // request body
   };
 
   std::string name;
@@ -285,7 +289,10 @@ struct DestinationSender::Impl {
 
   void RunShard(Shard& shard);
   // Sends one batch until it is delivered, dropped, or the sender aborts.
-  void SendBatch(Shard& shard, std::vector<queue::Record>& records);
+  void SendBatch(Shard& shard, const std::vector<queue::SharedRecord>& records);
+  // Sends shard.compressed (the batch of `records` records with `samples`
+  // samples) until delivered, dropped, or the sender aborts.
+  void SendCompressed(Shard& shard, size_t records, uint64_t samples);
   void CommitRecords(Shard& shard, size_t n);
 };
 
@@ -301,7 +308,7 @@ void DestinationSender::Impl::CommitRecords(Shard& shard, size_t n) {
 }
 
 void DestinationSender::Impl::RunShard(Shard& shard) {
-  std::vector<queue::Record> records;
+  std::vector<queue::SharedRecord> records;
   while (!aborting.load()) {
     std::shared_ptr<const Settings> s = CurrentSettings();
     bool drain = draining.load();
@@ -309,9 +316,10 @@ void DestinationSender::Impl::RunShard(Shard& shard) {
                               ? absl::ZeroDuration()
                               : std::min(s->batch_send_deadline, kPollInterval);
     absl::Time read_start = absl::Now();
-    absl::StatusOr<std::vector<queue::Record>> got = shard.queue->Read(
-        s->max_samples_per_send,
-        drain ? absl::ZeroDuration() : s->batch_send_deadline, wait);
+    absl::StatusOr<std::vector<queue::SharedRecord>> got =
+        shard.queue->ReadShared(
+            s->max_samples_per_send,
+            drain ? absl::ZeroDuration() : s->batch_send_deadline, wait);
     if (absl::IsUnavailable(got.status())) {
       // Closed and empty: nothing more will come. Keep polling until Stop()
       // so a queue closed ahead of the sender's Stop() is not an error.
@@ -341,9 +349,9 @@ void DestinationSender::Impl::RunShard(Shard& shard) {
       // (it stays queued) until it is full or old enough, as Prometheus
       // does, so low traffic still goes out in few requests.
       size_t samples = 0;
-      for (const auto& r : records) samples += r.samples;
+      for (const auto& r : records) samples += r->samples;
       absl::Time oldest =
-          absl::FromUnixNanos(records.front().enqueue_unix_nanos);
+          absl::FromUnixNanos(records.front()->enqueue_unix_nanos);
       bool full = samples >= s->max_samples_per_send ||
                   shard.queue->GetStats().records > records.size();
       bool due = absl::Now() - oldest >= s->batch_send_deadline;
@@ -354,19 +362,28 @@ void DestinationSender::Impl::RunShard(Shard& shard) {
       }
     }
     SendBatch(shard, records);
+    // Drop the references now: a committed record's memory is freed here
+    // rather than when the next batch arrives.
+    records.clear();
   }
 }
 
-void DestinationSender::Impl::SendBatch(Shard& shard,
-                                        std::vector<queue::Record>& records) {
+void DestinationSender::Impl::SendBatch(
+    Shard& shard, const std::vector<queue::SharedRecord>& records) {
   uint64_t samples = 0;
-  shard.raw.clear();
+  shard.parts.clear();
   for (const auto& r : records) {
-    shard.raw.append(r.payload);
-    samples += r.samples;
+    shard.parts.push_back(r->payload);
+    samples += r->samples;
   }
-  wire::SnappyCompress(shard.raw, &shard.compressed);
+  // The payloads are compressed where the queue holds them: no batch copy.
+  wire::SnappyCompressParts(shard.parts, &shard.compressed);
+  SendCompressed(shard, records.size(), samples);
+  shard.compressed.ShrinkTo(kMaxRetainedBodyBytes);
+}
 
+void DestinationSender::Impl::SendCompressed(Shard& shard, size_t records,
+                                             uint64_t samples) {
   bool credentials_retried = false;
   std::shared_ptr<const Settings> s = CurrentSettings();
   shard.backoff = Backoff(
@@ -380,8 +397,8 @@ void DestinationSender::Impl::SendBatch(Shard& shard,
     if (!auth.empty()) headers.emplace_back("Authorization", std::move(auth));
 
     absl::Time start = absl::Now();
-    HttpResponse res = shard.client.Post(*s->endpoint, headers,
-                                         &shard.compressed, s->remote_timeout);
+    HttpResponse res = shard.client.Post(
+        *s->endpoint, headers, shard.compressed.view(), s->remote_timeout);
     if (res.error == HttpResponse::Error::kAborted) return;
     duration->Observe(absl::ToDoubleSeconds(absl::Now() - start));
 
@@ -398,7 +415,7 @@ void DestinationSender::Impl::SendBatch(Shard& shard,
     }
 
     if (verdict == Verdict::kSuccess) {
-      CommitRecords(shard, records.size());
+      CommitRecords(shard, records);
       sent_samples->Inc(static_cast<double>(samples));
       sent_batches->Inc();
       sent_bytes->Inc(static_cast<double>(shard.compressed.size()));
@@ -430,7 +447,7 @@ void DestinationSender::Impl::SendBatch(Shard& shard,
     if (verdict == Verdict::kDrop) {
       std::string drop_reason = absl::StrCat("http_", res.status);
       dropped->With({name, drop_reason}).Inc(static_cast<double>(samples));
-      CommitRecords(shard, records.size());
+      CommitRecords(shard, records);
       uint64_t suppressed = 0;
       if (drop_log.Allow(&suppressed)) {
         logging::Error(

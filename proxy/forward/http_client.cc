@@ -22,6 +22,7 @@
 #include "boost/beast/http/error.hpp"
 #include "boost/beast/http/parser.hpp"
 #include "boost/beast/http/read.hpp"
+#include "boost/beast/http/span_body.hpp"
 #include "boost/beast/http/string_body.hpp"
 #include "boost/beast/http/write.hpp"
 
@@ -144,6 +145,9 @@ absl::StatusOr<std::shared_ptr<const Endpoint>> MakeEndpoint(
 }
 
 struct HttpClient::Impl {
+  // The body is sent straight from the caller's buffer.
+  using Request = http::request<http::span_body<const char>>;
+
   // Declared first so it outlives the I/O objects below.
   asio::io_context ioc{1};
   tcp::resolver resolver{ioc};
@@ -200,7 +204,7 @@ struct HttpClient::Impl {
   }
 
   template <typename Stream>
-  error_code Write(Stream& s, http::request<http::string_body>& req) {
+  error_code Write(Stream& s, Request& req) {
     bool done = false;
     error_code out;
     http::async_write(s, req, [&](error_code ec, size_t) {
@@ -224,8 +228,7 @@ struct HttpClient::Impl {
   }
 
   std::optional<HttpResponse> Connect(const Endpoint& ep);
-  HttpResponse Attempt(const Endpoint& ep,
-                       http::request<http::string_body>& req, bool* stale);
+  HttpResponse Attempt(const Endpoint& ep, Request& req, bool* stale);
 };
 
 std::optional<HttpResponse> HttpClient::Impl::Connect(const Endpoint& ep) {
@@ -312,8 +315,7 @@ std::optional<HttpResponse> HttpClient::Impl::Connect(const Endpoint& ep) {
   return std::nullopt;
 }
 
-HttpResponse HttpClient::Impl::Attempt(const Endpoint& ep,
-                                       http::request<http::string_body>& req,
+HttpResponse HttpClient::Impl::Attempt(const Endpoint& ep, Request& req,
                                        bool* stale) {
   *stale = false;
   bool reused = open;
@@ -354,16 +356,16 @@ HttpClient::~HttpClient() = default;
 HttpResponse HttpClient::Post(
     const Endpoint& ep,
     const std::vector<std::pair<std::string, std::string>>& headers,
-    std::string* body, absl::Duration timeout) {
+    std::string_view body, absl::Duration timeout) {
   Impl& im = *impl_;
   if (im.aborted.load()) return im.Failure(HttpResponse::Error::kAborted, "");
   if (im.open && im.endpoint_id != ep.id) im.Reset();
 
-  http::request<http::string_body> req{http::verb::post, ep.url.target, 11};
+  Impl::Request req{http::verb::post, ep.url.target, 11};
   req.set(http::field::host, ep.url.host_header);
   for (const auto& [name, value] : headers) req.set(name, value);
   req.keep_alive(true);
-  req.body() = std::move(*body);
+  req.body() = boost::beast::span<const char>(body.data(), body.size());
   req.prepare_payload();
 
   im.timed_out = false;
@@ -384,7 +386,6 @@ HttpResponse HttpClient::Post(
   im.deadline_timer.cancel();
   im.ioc.restart();
   im.ioc.poll();
-  *body = std::move(req.body());
   return r;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -56,15 +57,16 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // POSTs `*body` to ep.url with `headers` (Host and Content-Length are
+  // POSTs `body` to ep.url with `headers` (Host and Content-Length are
   // added here), reusing the open connection when it belongs to `ep`.
   // Connect, TLS handshake, write and read together get `timeout`. A reused
   // connection that the server had closed while idle is retried once on a
-  // fresh one. `*body` is moved out and back, so it is unchanged afterwards.
+  // fresh one. `body` is sent from where it is (no copy) and must stay valid
+  // until Post returns.
   HttpResponse Post(
       const Endpoint& ep,
       const std::vector<std::pair<std::string, std::string>>& headers,
-      std::string* body, absl::Duration timeout);
+      std::string_view body, absl::Duration timeout);
 
   // Waits `d`; false when Abort() cut it short.
   bool Sleep(absl::Duration d);

@@ -35,9 +35,14 @@ class MemoryQueue final : public Queue {
     if (records.empty()) return absl::OkStatus();
     uint64_t add_bytes = 0;
     const int64_t now = absl::ToUnixNanos(absl::Now());
+    // Moved into shared, immutable records outside the lock: the sender
+    // then gets them without a copy (ReadShared).
+    std::vector<SharedRecord> shared;
+    shared.reserve(records.size());
     for (Record& r : records) {
       add_bytes += r.payload.size();
       if (r.enqueue_unix_nanos == 0) r.enqueue_unix_nanos = now;
+      shared.push_back(std::make_shared<const Record>(std::move(r)));
     }
     std::unique_lock<std::mutex> lock(mu_);
     if (closed_) return absl::UnavailableError("queue closed");
@@ -53,7 +58,7 @@ class MemoryQueue final : public Queue {
       }
       uint64_t dropped = 0;
       while (bytes_ + add_bytes > max_bytes_ && !q_.empty()) {
-        dropped += q_.front().samples;
+        dropped += q_.front()->samples;
         PopFront();
         ++dropped_records_;
       }
@@ -61,9 +66,9 @@ class MemoryQueue final : public Queue {
       if (dropped_samples != nullptr) *dropped_samples += dropped;
     }
     const bool was_empty = q_.empty();
-    for (Record& r : records) {
-      bytes_ += r.payload.size();
-      samples_ += r.samples;
+    for (SharedRecord& r : shared) {
+      bytes_ += r->payload.size();
+      samples_ += r->samples;
       q_.push_back(std::move(r));
     }
     // The consumer sleeps until its sample target or the oldest record's
@@ -75,36 +80,22 @@ class MemoryQueue final : public Queue {
   absl::StatusOr<std::vector<Record>> Read(size_t max_samples,
                                            absl::Duration batch_deadline,
                                            absl::Duration wait) override {
-    const absl::Time wait_until = absl::Now() + wait;
-    std::unique_lock<std::mutex> lock(mu_);
-    reader_target_samples_ = std::max<uint64_t>(max_samples, 1);
-    while (!closed_) {
-      absl::Time wake = wait_until;
-      if (!q_.empty()) {
-        if (samples_ >= max_samples) break;
-        const absl::Time due =
-            absl::FromUnixNanos(q_.front().enqueue_unix_nanos) + batch_deadline;
-        wake = std::min(wake, due);
-      }
-      if (absl::Now() >= wake) break;
-      WaitUntil(cv_, lock, wake);
-    }
-    reader_target_samples_ = UINT64_MAX;
-    if (closed_ && q_.empty()) return absl::UnavailableError("queue closed");
-
     std::vector<Record> out;
-    uint64_t samples = 0, bytes = 0;
-    for (const Record& r : q_) {
-      if (!out.empty() && (samples + r.samples > max_samples ||
-                           bytes + r.payload.size() > kMaxReadPayloadBytes)) {
-        break;
-      }
-      samples += r.samples;
-      bytes += r.payload.size();
-      out.push_back(r);
-    }
-    read_begin_ = head_seq_;
-    read_end_ = head_seq_ + out.size();
+    absl::Status st =
+        ReadImpl(max_samples, batch_deadline, wait,
+                 [&out](const SharedRecord& r) { out.push_back(*r); });
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  absl::StatusOr<std::vector<SharedRecord>> ReadShared(
+      size_t max_samples, absl::Duration batch_deadline,
+      absl::Duration wait) override {
+    std::vector<SharedRecord> out;
+    absl::Status st =
+        ReadImpl(max_samples, batch_deadline, wait,
+                 [&out](const SharedRecord& r) { out.push_back(r); });
+    if (!st.ok()) return st;
     return out;
   }
 
@@ -129,7 +120,7 @@ class MemoryQueue final : public Queue {
     s.records = q_.size();
     s.samples = samples_;
     s.oldest_enqueue_unix_nanos =
-        q_.empty() ? 0 : q_.front().enqueue_unix_nanos;
+        q_.empty() ? 0 : q_.front()->enqueue_unix_nanos;
     s.dropped_records = dropped_records_;
     s.dropped_samples = dropped_samples_;
     return s;
@@ -142,9 +133,49 @@ class MemoryQueue final : public Queue {
   }
 
  private:
+  // Waits as Read() documents, then passes each record of the batch to
+  // `take` (under the lock) and marks them handed out.
+  template <typename Take>
+  absl::Status ReadImpl(size_t max_samples, absl::Duration batch_deadline,
+                        absl::Duration wait, Take take) {
+    const absl::Time wait_until = absl::Now() + wait;
+    std::unique_lock<std::mutex> lock(mu_);
+    reader_target_samples_ = std::max<uint64_t>(max_samples, 1);
+    while (!closed_) {
+      absl::Time wake = wait_until;
+      if (!q_.empty()) {
+        if (samples_ >= max_samples) break;
+        const absl::Time due =
+            absl::FromUnixNanos(q_.front()->enqueue_unix_nanos) +
+            batch_deadline;
+        wake = std::min(wake, due);
+      }
+      if (absl::Now() >= wake) break;
+      WaitUntil(cv_, lock, wake);
+    }
+    reader_target_samples_ = UINT64_MAX;
+    if (closed_ && q_.empty()) return absl::UnavailableError("queue closed");
+
+    size_t n = 0;
+    uint64_t samples = 0, bytes = 0;
+    for (const SharedRecord& r : q_) {
+      if (n > 0 && (samples + r->samples > max_samples ||
+                    bytes + r->payload.size() > kMaxReadPayloadBytes)) {
+        break;
+      }
+      samples += r->samples;
+      bytes += r->payload.size();
+      take(r);
+      ++n;
+    }
+    read_begin_ = head_seq_;
+    read_end_ = head_seq_ + n;
+    return absl::OkStatus();
+  }
+
   void PopFront() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    bytes_ -= q_.front().payload.size();
-    samples_ -= q_.front().samples;
+    bytes_ -= q_.front()->payload.size();
+    samples_ -= q_.front()->samples;
     q_.pop_front();
     ++head_seq_;
   }
@@ -154,7 +185,7 @@ class MemoryQueue final : public Queue {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;  // the consumer waits here
-  std::deque<Record> q_ ABSL_GUARDED_BY(mu_);
+  std::deque<SharedRecord> q_ ABSL_GUARDED_BY(mu_);
   uint64_t head_seq_ ABSL_GUARDED_BY(mu_) = 0;  // number of q_.front()
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t samples_ ABSL_GUARDED_BY(mu_) = 0;

@@ -27,6 +27,11 @@ struct Record {
   int64_t enqueue_unix_nanos = 0;
 };
 
+// A record handed out by ReadShared(): immutable and reference-counted, so
+// handing it to the sender copies no payload bytes, and it stays valid after
+// Commit() or a drop_oldest removed it from the queue.
+using SharedRecord = std::shared_ptr<const Record>;
+
 struct Stats {
   // Bytes counted against max_bytes. Memory: payload bytes. Disk: encoded
   // record bytes (header + payload) between the read position and the end.
@@ -100,6 +105,22 @@ class Queue {
   virtual absl::StatusOr<std::vector<Record>> Read(
       size_t max_samples, absl::Duration batch_deadline,
       absl::Duration wait) = 0;
+
+  // Read() without copying payloads where the queue can avoid it (the
+  // memory queue hands out the records it holds). Same waiting, batching
+  // and Commit() contract as Read(). This default wraps Read().
+  virtual absl::StatusOr<std::vector<SharedRecord>> ReadShared(
+      size_t max_samples, absl::Duration batch_deadline, absl::Duration wait) {
+    absl::StatusOr<std::vector<Record>> got =
+        Read(max_samples, batch_deadline, wait);
+    if (!got.ok()) return got.status();
+    std::vector<SharedRecord> out;
+    out.reserve(got->size());
+    for (Record& r : *got) {
+      out.push_back(std::make_shared<const Record>(std::move(r)));
+    }
+    return out;
+  }
 
   // Removes the first `count` records returned by the last Read() (the
   // destination accepted them, or they were dropped and counted); several

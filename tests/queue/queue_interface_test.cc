@@ -121,6 +121,86 @@ TEST_CASE("queue: records keep their fields") {
   }
 }
 
+TEST_CASE("queue: ReadShared hands out what Read does, same contract") {
+  for (Kind kind : AllKinds()) {
+    SECTION(KindName(kind)) {
+      TempDir dir;
+      auto q = MakeQueue(kind, dir.Sub("q"), kBig, OnFull::kReject);
+      Record rec;
+      rec.payload = std::string("\0\x01\xff binary", 10);
+      rec.samples = 7;
+      rec.series = 3;
+      rec.enqueue_unix_nanos = 1234567890123;
+      REQUIRE(q->Append({rec, MakeRecord("b", 5), MakeRecord("c", 5)}, nullptr)
+                  .ok());
+      auto shared = q->ReadShared(12, kForever, kForever);
+      REQUIRE(shared.ok());
+      REQUIRE(shared->size() == 2);
+      CHECK((*shared)[0]->payload == rec.payload);
+      CHECK((*shared)[0]->samples == 7);
+      CHECK((*shared)[0]->series == 3);
+      CHECK((*shared)[0]->enqueue_unix_nanos == 1234567890123);
+      CHECK((*shared)[1]->payload == "b");
+      // Nothing removed; Read and ReadShared agree.
+      auto copied = q->Read(12, kForever, kForever);
+      REQUIRE(copied.ok());
+      CHECK(Payloads(*copied) == std::vector<std::string>{rec.payload, "b"});
+      CHECK((*copied)[0].payload == rec.payload);
+      shared = q->ReadShared(12, kForever, kForever);
+      REQUIRE(shared.ok());
+      REQUIRE(shared->size() == 2);
+      // Commit counts against the last read, whichever flavour it was.
+      CHECK_FALSE(q->Commit(3).ok());
+      REQUIRE(q->Commit(2).ok());
+      // The handed-out records outlive their removal from the queue.
+      CHECK((*shared)[0]->payload == rec.payload);
+      CHECK((*shared)[1]->payload == "b");
+      auto rest =
+          q->ReadShared(100, absl::ZeroDuration(), absl::ZeroDuration());
+      REQUIRE(rest.ok());
+      REQUIRE(rest->size() == 1);
+      CHECK((*rest)[0]->payload == "c");
+      REQUIRE(q->Commit(1).ok());
+      CHECK(q->GetStats().records == 0);
+      q->Close();
+      CHECK(absl::IsUnavailable(
+          q->ReadShared(1, absl::ZeroDuration(), absl::ZeroDuration())
+              .status()));
+    }
+  }
+}
+
+TEST_CASE("queue: ReadShared records survive drop_oldest") {
+  for (Kind kind : AllKinds()) {
+    SECTION(KindName(kind)) {
+      TempDir dir;
+      const std::string p(100, 'p');
+      const uint64_t cost = RecordCost(kind, p.size() + 1);
+      auto q = MakeQueue(kind, dir.Sub("q"), 2 * cost, OnFull::kDropOldest);
+      REQUIRE(
+          q->Append({MakeRecord(p + "a", 1), MakeRecord(p + "b", 1)}, nullptr)
+              .ok());
+      auto shared =
+          q->ReadShared(100, absl::ZeroDuration(), absl::ZeroDuration());
+      REQUIRE(shared.ok());
+      REQUIRE(shared->size() == 2);
+      uint64_t dropped = 0;
+      REQUIRE(
+          q->Append({MakeRecord(p + "c", 1), MakeRecord(p + "d", 1)}, &dropped)
+              .ok());
+      CHECK(dropped == 2);
+      // The sender still holds intact payloads of the dropped records.
+      CHECK((*shared)[0]->payload == p + "a");
+      CHECK((*shared)[1]->payload == p + "b");
+      // Committing them removes nothing that was not handed out.
+      REQUIRE(q->Commit(2).ok());
+      auto r = q->Read(100, absl::ZeroDuration(), absl::ZeroDuration());
+      REQUIRE(r.ok());
+      CHECK(Payloads(*r) == std::vector<std::string>{p + "c", p + "d"});
+    }
+  }
+}
+
 TEST_CASE("queue: Read batches by max_samples, at least one record") {
   for (Kind kind : AllKinds()) {
     SECTION(KindName(kind)) {
