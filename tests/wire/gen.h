@@ -65,6 +65,43 @@ class ExactBuffer {
   size_t size_;
 };
 
+// Hand-built protobuf bytes for tests that need layouts protoc never
+// produces (wrong wire types, padded varints, interleaved fields).
+struct Bytes {
+  std::string b;
+  Bytes& Raw(std::string_view s) {
+    b.append(s);
+    return *this;
+  }
+  Bytes& Varint(uint64_t v) {
+    while (v >= 0x80) {
+      b.push_back(static_cast<char>(v | 0x80));
+      v >>= 7;
+    }
+    b.push_back(static_cast<char>(v));
+    return *this;
+  }
+  Bytes& Tag(uint32_t field, uint32_t wt) { return Varint(field << 3 | wt); }
+  Bytes& Len(uint32_t field, std::string_view s) {
+    Tag(field, 2).Varint(s.size());
+    b.append(s);
+    return *this;
+  }
+  Bytes& Fixed64(uint32_t field, uint64_t v = 0x0101010101010101) {
+    Tag(field, 1);
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>(v >> (8 * i)));
+    return *this;
+  }
+  Bytes& Fixed32(uint32_t field, uint32_t v) {
+    Tag(field, 5);
+    for (int i = 0; i < 4; ++i) b.push_back(static_cast<char>(v >> (8 * i)));
+    return *this;
+  }
+  Bytes& VarintField(uint32_t field, uint64_t v) {
+    return Tag(field, 0).Varint(v);
+  }
+};
+
 }  // namespace promrelay::wire::testing
 
 #endif  // PROMRELAY_TESTS_WIRE_GEN_H_

@@ -13,39 +13,11 @@
 namespace promrelay::wire {
 namespace {
 
+using testing::Bytes;
+
 using testing::ExactBuffer;
 using testing::Generator;
 using testing::GenOptions;
-
-struct Bytes {
-  std::string b;
-  Bytes& Raw(std::string_view s) {
-    b.append(s);
-    return *this;
-  }
-  Bytes& Varint(uint64_t v) {
-    while (v >= 0x80) {
-      b.push_back(static_cast<char>(v | 0x80));
-      v >>= 7;
-    }
-    b.push_back(static_cast<char>(v));
-    return *this;
-  }
-  Bytes& Tag(uint32_t field, uint32_t wt) { return Varint(field << 3 | wt); }
-  Bytes& Len(uint32_t field, std::string_view s) {
-    Tag(field, 2).Varint(s.size());
-    b.append(s);
-    return *this;
-  }
-  Bytes& Fixed64(uint32_t field) {
-    Tag(field, 1);
-    b.append(8, '\x01');
-    return *this;
-  }
-  Bytes& VarintField(uint32_t field, uint64_t v) {
-    return Tag(field, 0).Varint(v);
-  }
-};
 
 std::string Label(std::string_view n, std::string_view v) {
   return Bytes().Len(1, n).Len(2, v).b;

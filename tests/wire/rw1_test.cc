@@ -14,6 +14,8 @@
 namespace promrelay::wire {
 namespace {
 
+using testing::Bytes;
+
 using testing::ExactBuffer;
 using testing::Generator;
 using testing::GenOptions;
@@ -183,38 +185,6 @@ TEST_CASE("AddSeries with changed labels keeps everything else", "[rw1]") {
   // is byte-identical to ours.
   CHECK(enc.bytes() == want.SerializeAsString());
 }
-
-// Hand-built bytes for tests that need layouts protoc never produces.
-struct Bytes {
-  std::string b;
-  Bytes& Varint(uint64_t v) {
-    while (v >= 0x80) {
-      b.push_back(static_cast<char>(v | 0x80));
-      v >>= 7;
-    }
-    b.push_back(static_cast<char>(v));
-    return *this;
-  }
-  Bytes& Tag(uint32_t field, uint32_t wt) { return Varint(field << 3 | wt); }
-  Bytes& Len(uint32_t field, std::string_view s) {
-    Tag(field, 2).Varint(s.size());
-    b.append(s);
-    return *this;
-  }
-  Bytes& Fixed64(uint32_t field, uint64_t v) {
-    Tag(field, 1);
-    for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>(v >> (8 * i)));
-    return *this;
-  }
-  Bytes& Fixed32(uint32_t field, uint32_t v) {
-    Tag(field, 5);
-    for (int i = 0; i < 4; ++i) b.push_back(static_cast<char>(v >> (8 * i)));
-    return *this;
-  }
-  Bytes& VarintField(uint32_t field, uint64_t v) {
-    return Tag(field, 0).Varint(v);
-  }
-};
 
 std::string LabelMsg(std::string_view n, std::string_view v) {
   return Bytes().Len(1, n).Len(2, v).b;
