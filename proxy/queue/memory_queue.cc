@@ -72,8 +72,15 @@ class MemoryQueue final : public Queue {
       q_.push_back(std::move(r));
     }
     // The consumer sleeps until its sample target or the oldest record's
-    // deadline; only those two can change what it waits for.
-    if (was_empty || samples_ >= reader_target_samples_) cv_.notify_one();
+    // deadline; only those two can change what it waits for. A first record
+    // whose deadline falls after the consumer's wake-up time changes
+    // nothing, so it wakes nobody (no wake-up per batch for nothing).
+    if (samples_ >= reader_target_samples_ ||
+        (was_empty && absl::FromUnixNanos(q_.front()->enqueue_unix_nanos) +
+                              reader_batch_deadline_ <
+                          reader_wake_)) {
+      cv_.notify_one();
+    }
     return absl::OkStatus();
   }
 
@@ -141,6 +148,7 @@ class MemoryQueue final : public Queue {
     const absl::Time wait_until = absl::Now() + wait;
     std::unique_lock<std::mutex> lock(mu_);
     reader_target_samples_ = std::max<uint64_t>(max_samples, 1);
+    reader_batch_deadline_ = batch_deadline;
     while (!closed_) {
       absl::Time wake = wait_until;
       if (!q_.empty()) {
@@ -151,7 +159,9 @@ class MemoryQueue final : public Queue {
         wake = std::min(wake, due);
       }
       if (absl::Now() >= wake) break;
+      reader_wake_ = wake;
       WaitUntil(cv_, lock, wake);
+      reader_wake_ = absl::InfinitePast();
     }
     reader_target_samples_ = UINT64_MAX;
     if (closed_ && q_.empty()) return absl::UnavailableError("queue closed");
@@ -193,7 +203,12 @@ class MemoryQueue final : public Queue {
   // not yet committed, by sequence number.
   uint64_t read_begin_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t read_end_ ABSL_GUARDED_BY(mu_) = 0;
+  // What a consumer blocked in Read() waits for: this many samples, or the
+  // front record's enqueue time + reader_batch_deadline_, or reader_wake_
+  // (InfinitePast when nobody waits).
   uint64_t reader_target_samples_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
+  absl::Duration reader_batch_deadline_ ABSL_GUARDED_BY(mu_);
+  absl::Time reader_wake_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t dropped_records_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_samples_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
