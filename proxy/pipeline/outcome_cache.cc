@@ -1,5 +1,9 @@
 #include "proxy/pipeline/outcome_cache.h"
 
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <new>
 #include <random>
 
 #include "proxy/pipeline/hash.h"
@@ -13,8 +17,20 @@ using hash_internal::Load32;
 using hash_internal::Load64;
 using hash_internal::Mum;
 
+OutcomeCache::Pair* OutcomeCache::NewTable(size_t pairs) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t bytes = pairs * sizeof(Pair);
+  const size_t align = bytes >= kHugePage ? kHugePage : alignof(Pair);
+  void* mem = std::aligned_alloc(align, (bytes + align - 1) / align * align);
+  if (mem == nullptr) throw std::bad_alloc();
+  if (align == kHugePage) (void)madvise(mem, bytes, MADV_HUGEPAGE);
+  return new (mem) Pair[pairs]();
+}
+
+void OutcomeCache::FreeTable::operator()(Pair* p) const { std::free(p); }
+
 OutcomeCache::OutcomeCache(int slots_log2)
-    : pairs_(std::make_unique<Pair[]>(size_t{1} << (slots_log2 - 1))),
+    : pairs_(NewTable(size_t{1} << (slots_log2 - 1))),
       mask_((size_t{1} << (slots_log2 - 1)) - 1) {
   std::random_device rd;
   seed1_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();

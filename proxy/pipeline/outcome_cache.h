@@ -75,7 +75,15 @@ class OutcomeCache {
     Slot slot[2];
   };
 
-  std::unique_ptr<Pair[]> pairs_;
+  struct FreeTable {
+    void operator()(Pair* p) const;
+  };
+  // Zeroed pairs, 2 MiB-aligned and backed by transparent huge pages where
+  // the kernel allows it: lookups land anywhere in the table, and with
+  // 4 KiB pages most of them would also miss the TLB.
+  static Pair* NewTable(size_t pairs);
+
+  std::unique_ptr<Pair[], FreeTable> pairs_;
   size_t mask_;  // over pairs
   uint64_t seed1_;
   uint64_t seed2_;
