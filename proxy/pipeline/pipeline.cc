@@ -54,9 +54,16 @@ struct ShardBuf {
   void Flush() {
     if (!HasOpen()) return;
     queue::Record r;
-    // A copy with the exact size: the encoder keeps its capacity for the
-    // next record, and the queue holds no slack.
-    r.payload.assign(enc.bytes());
+    // The encoder's buffer becomes the record (no copy); the next record
+    // starts in a fresh buffer with room for about as much.
+    std::string& bytes = enc.mutable_bytes();
+    const size_t n = bytes.size();
+    r.payload = std::move(bytes);
+    bytes = std::string();
+    bytes.reserve(n + n / 8);
+    // Keep the queue's memory close to what it counts: a record that grew
+    // past its reservation is copied to its exact size.
+    if (r.payload.capacity() - n > n / 4) r.payload.shrink_to_fit();
     r.samples = samples;
     r.series = series;
     record_bytes += r.payload.size();
@@ -329,6 +336,13 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
                      " series, more than server.max_series_per_request (",
                      limits.max_series_per_request, ")"));
   }
+  // A label name or value is shorter than the series' label fields: when
+  // those fit both length limits, no label of the series can break them.
+  const uint64_t label_bytes_always_ok =
+      std::min(limits.max_label_name_length > 0 ? limits.max_label_name_length
+                                                : UINT64_MAX,
+               limits.max_label_value_length > 0 ? limits.max_label_value_length
+                                                 : UINT64_MAX);
   for (size_t i = 0; i < view.series().size(); ++i) {
     const wire::SeriesView& sv = view.series()[i];
     if (limits.max_labels_per_series > 0 &&
@@ -338,6 +352,10 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
           absl::StrCat("series ", i, " has ", sv.num_labels,
                        " labels, more than server.max_labels_per_series (",
                        limits.max_labels_per_series, ")"));
+    }
+    if (sv.rest_offset != wire::SeriesView::kRestUnknown &&
+        sv.rest_offset <= label_bytes_always_ok) {
+      continue;
     }
     for (const wire::LabelView& l : view.labels(sv)) {
       if (limits.max_label_name_length > 0 &&
