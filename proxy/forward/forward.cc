@@ -1,5 +1,8 @@
 #include "proxy/forward/forward.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -224,6 +227,15 @@ struct QueueGauges {
     oldest_age->Set(age);
   }
 };
+
+// Senders compress in bursts; request handlers are what clients wait on.
+// SCHED_BATCH keeps a sender's CPU share but lets a waking handler preempt
+// it, which keeps request latency low when the cores are busy. Best effort.
+void MarkBatchThread() {
+  sched_param param{};
+  param.sched_priority = 0;
+  (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+}
 
 }  // namespace
 
@@ -620,6 +632,7 @@ void DestinationSender::Start() {
   for (auto& shard : im.shards) {
     Impl::Shard* sh = shard.get();
     sh->thread = std::thread([&im, sh] {
+      MarkBatchThread();
       im.RunShard(*sh);
       std::lock_guard<std::mutex> l(im.state_mu);
       ++im.exited;
