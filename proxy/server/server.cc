@@ -42,6 +42,7 @@ namespace {
 // Bodies of the non-write endpoints are small; anything bigger is a mistake.
 constexpr uint64_t kMaxOtherBodyBytes = 1 << 20;
 constexpr uint32_t kMaxHeaderBytes = 64 << 10;
+constexpr size_t kBodyReadBytes = 64 << 10;
 // How long a connection being closed may drain what the client still sends,
 // so our response is not destroyed by a TCP reset.
 constexpr auto kLingerTime = std::chrono::seconds(2);
@@ -445,6 +446,10 @@ class Session : public SessionBase,
   }
 
   void ReadBody() {
+    // Beast reads at most the buffer's free room per call (512 bytes when
+    // it has none): without room an 80 KiB body takes ~100 reads, each a
+    // syscall, a timer update and a handler. 64 KiB is its largest read.
+    buffer_.reserve(kBodyReadBytes);
     http::async_read(stream_, buffer_, *body_parser_,
                      [self = this->shared_from_this()](
                          beast::error_code ec, size_t) { self->OnBody(ec); });
