@@ -75,12 +75,15 @@ class MemoryQueue final : public Queue {
     // deadline; only those two can change what it waits for. A first record
     // whose deadline falls after the consumer's wake-up time changes
     // nothing, so it wakes nobody (no wake-up per batch for nothing).
-    if (samples_ >= reader_target_samples_ ||
+    const bool wake =
+        samples_ >= reader_target_samples_ ||
         (was_empty && absl::FromUnixNanos(q_.front()->enqueue_unix_nanos) +
                               reader_batch_deadline_ <
-                          reader_wake_)) {
-      cv_.notify_one();
-    }
+                          reader_wake_);
+    // Notified after unlocking: a consumer woken under the lock would only
+    // block again on the mutex (a futex wait and wake more per batch).
+    lock.unlock();
+    if (wake) cv_.notify_one();
     return absl::OkStatus();
   }
 
