@@ -18,8 +18,8 @@ build_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
 original = compare.write_configs
 
 
-def without_labeldrop(workdir, sink, port):
-    cfg, platform_rules, customer_rules = original(workdir, sink, port)
+def without_labeldrop(workdir, sink, port, args):
+    cfg, platform_rules, customer_rules = original(workdir, sink, port, args)
     with open(platform_rules, "w") as f:
         f.write(f"- source_labels: [job]\n  regex: {compare.PLATFORM_JOBS}\n"
                 "  action: keep\n")
