@@ -17,21 +17,21 @@ using hash_internal::Load32;
 using hash_internal::Load64;
 using hash_internal::Mum;
 
-OutcomeCache::Pair* OutcomeCache::NewTable(size_t pairs) {
+OutcomeCache::Set* OutcomeCache::NewTable(size_t sets) {
   constexpr size_t kHugePage = size_t{2} << 20;
-  const size_t bytes = pairs * sizeof(Pair);
-  const size_t align = bytes >= kHugePage ? kHugePage : alignof(Pair);
+  const size_t bytes = sets * sizeof(Set);
+  const size_t align = bytes >= kHugePage ? kHugePage : alignof(Set);
   void* mem = std::aligned_alloc(align, (bytes + align - 1) / align * align);
   if (mem == nullptr) throw std::bad_alloc();
   if (align == kHugePage) (void)madvise(mem, bytes, MADV_HUGEPAGE);
-  return new (mem) Pair[pairs]();
+  return new (mem) Set[sets]();
 }
 
-void OutcomeCache::FreeTable::operator()(Pair* p) const { std::free(p); }
+void OutcomeCache::FreeTable::operator()(Set* p) const { std::free(p); }
 
 OutcomeCache::OutcomeCache(int slots_log2)
-    : pairs_(NewTable(size_t{1} << (slots_log2 - 1))),
-      mask_((size_t{1} << (slots_log2 - 1)) - 1) {
+    : sets_(NewTable(size_t{1} << (slots_log2 - 2))),
+      mask_((size_t{1} << (slots_log2 - 2)) - 1) {
   std::random_device rd;
   seed1_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   seed2_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
@@ -76,8 +76,8 @@ OutcomeCache::Key OutcomeCache::KeyOf(std::string_view bytes) const {
 }
 
 bool OutcomeCache::Lookup(const Key& key, uint64_t* value) const {
-  const Pair& pair = pairs_[key.a & mask_];
-  for (const Slot& s : pair.slot) {
+  const Set& set = sets_[key.a & mask_];
+  for (const Slot& s : set.slot) {
     const uint64_t v1 = s.version.load(std::memory_order_acquire);
     if (v1 == 0 || (v1 & 1)) continue;
     const uint64_t a = s.a.load(std::memory_order_relaxed);
@@ -94,28 +94,28 @@ bool OutcomeCache::Lookup(const Key& key, uint64_t* value) const {
 }
 
 void OutcomeCache::Insert(const Key& key, uint64_t value) {
-  Pair& pair = pairs_[key.a & mask_];
-  // An empty slot of the pair if there is one, else the one the key's
+  Set& set = sets_[key.a & mask_];
+  // An empty slot of the set if there is one, else the one the key's
   // other half picks (random replacement keeps cyclic access patterns
   // larger than the table from missing every time).
   // The slot already holding the key comes first, so an update replaces
   // the old value instead of leaving it beside the new one.
-  size_t target = (key.b >> 17) & 1;
+  size_t target = (key.b >> 17) & (kWays - 1);
   bool found = false;
-  for (size_t i = 0; i < 2 && !found; ++i) {
-    if (pair.slot[i].a.load(std::memory_order_relaxed) == key.a &&
-        pair.slot[i].b.load(std::memory_order_relaxed) == key.b) {
+  for (size_t i = 0; i < kWays && !found; ++i) {
+    if (set.slot[i].a.load(std::memory_order_relaxed) == key.a &&
+        set.slot[i].b.load(std::memory_order_relaxed) == key.b) {
       target = i;
       found = true;
     }
   }
-  for (size_t i = 0; i < 2 && !found; ++i) {
-    if (pair.slot[i].version.load(std::memory_order_relaxed) == 0) {
+  for (size_t i = 0; i < kWays && !found; ++i) {
+    if (set.slot[i].version.load(std::memory_order_relaxed) == 0) {
       target = i;
       found = true;
     }
   }
-  Slot& s = pair.slot[target];
+  Slot& s = set.slot[target];
   uint64_t v = s.version.load(std::memory_order_relaxed);
   if (v & 1) return;  // another writer has it; this entry can wait
   if (!s.version.compare_exchange_strong(v, v + 1, std::memory_order_relaxed)) {

@@ -230,7 +230,7 @@ Pipeline::Pipeline(metrics::Registry* registry)
 
 Pipeline::~Pipeline() = default;
 
-// 2^17 slots of 32 bytes: 4 MiB, shared by every I/O thread.
+// 2^18 slots of 32 bytes: 8 MiB, shared by every I/O thread.
 constexpr int kCacheSlotsLog2 = 18;
 
 absl::Status Pipeline::Update(std::shared_ptr<const config::Config> config,
@@ -429,8 +429,8 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
   };
 
   if (cache != nullptr) {
-    // Keys first, with their slots prefetched (a slot pair is one cache
-    // line): the lookups below then mostly find them loaded.
+    // Keys first, with their slots prefetched (a set of slots is two cache
+    // lines): the lookups below then mostly find them loaded.
     s.keys.resize(view.series().size());
     for (size_t i = 0; i < view.series().size(); ++i) {
       const wire::SeriesView& sv = view.series()[i];
