@@ -462,7 +462,38 @@ class Parser {
     return true;
   }
 
-  // Parses one TimeSeries body into *s, appending its labels to *labels.
+  // Appends the labels of a series body that ParseSeries() already
+  // accepted without its labels; false on a malformed Label.
+  bool ParseSeriesLabels(Ptr p, Ptr end, std::vector<LabelView>* labels) {
+    uint32_t n = 0;
+    while (p < end) {
+      const Ptr field_start = p;
+      uint32_t tag = 0;
+      if (ABSL_PREDICT_TRUE(*p < 0x80)) {
+        tag = *p++;
+      } else if (!ReadTag(&p, end, &tag)) {
+        return false;  // not reached: the body was checked
+      }
+      if (tag != Tag(1, kWireLen)) {
+        if (!SkipField(&p, end, field_start, tag)) return false;
+        continue;
+      }
+      std::string_view sub;
+      if (!ReadLen(&p, end, field_start, &sub)) return false;
+      LabelView& l = labels->emplace_back();
+      Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+      if (!ParsePlainLabel(s0, sub.size(), &l) &&
+          !ParseLabel(s0, s0 + sub.size(), &l)) {
+        Enter("labels", n);
+        return false;
+      }
+      ++n;
+    }
+    return true;
+  }
+
+  // Parses one TimeSeries body into *s, appending its labels to *labels
+  // (null: label fields are only delimited and counted).
   bool ParseSeries(Ptr p, Ptr end, SeriesView* s,
                    std::vector<LabelView>* labels) {
     const Ptr body = p;
@@ -483,12 +514,14 @@ class Parser {
       switch (tag) {
         case Tag(1, kWireLen): {
           if (!ReadLen(&p, end, field_start, &sub)) return false;
-          LabelView& l = labels->emplace_back();
-          Ptr s0 = reinterpret_cast<Ptr>(sub.data());
-          if (!ParsePlainLabel(s0, sub.size(), &l) &&
-              !ParseLabel(s0, s0 + sub.size(), &l)) {
-            Enter("labels", num_labels);
-            return false;
+          if (labels != nullptr) {
+            LabelView& l = labels->emplace_back();
+            Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+            if (!ParsePlainLabel(s0, sub.size(), &l) &&
+                !ParseLabel(s0, s0 + sub.size(), &l)) {
+              Enter("labels", num_labels);
+              return false;
+            }
           }
           ++num_labels;
           if (seen_other) {
@@ -551,6 +584,7 @@ class Parser {
       seen_other = true;
     }
     s->num_labels = num_labels;
+    if (labels == nullptr) s->first_label = SeriesView::kLabelsNotParsed;
     s->body = std::string_view(reinterpret_cast<const char*>(body), end - body);
     s->samples = samples;
     s->exemplars = exemplars;
@@ -652,12 +686,38 @@ void ForEachNonLabelField(std::string_view body, Fn fn) {
 }  // namespace
 
 absl::Status WriteRequestView::Parse(std::string_view buf) {
+  return ParseImpl(buf, /*labels=*/true);
+}
+
+absl::Status WriteRequestView::ParseSkeleton(std::string_view buf) {
+  return ParseImpl(buf, /*labels=*/false);
+}
+
+absl::Status WriteRequestView::ParseLabels(size_t index) {
+  SeriesView& s = series_[index];
+  if (s.first_label != SeriesView::kLabelsNotParsed) return absl::OkStatus();
+  Parser parser(buf_);
+  const size_t first = labels_.size();
+  Ptr p = reinterpret_cast<Ptr>(s.body.data());
+  if (!parser.ParseSeriesLabels(p, p + s.body.size(), &labels_)) {
+    labels_.resize(first);
+    parser.Enter("timeseries", index);
+    return parser.Error();
+  }
+  s.first_label = static_cast<uint32_t>(first);
+  return absl::OkStatus();
+}
+
+absl::Status WriteRequestView::ParseImpl(std::string_view buf,
+                                         bool parse_labels) {
+  buf_ = buf;
   series_.clear();
   labels_.clear();
   metadata_.clear();
   total_samples_ = 0;
   Parser parser(buf);
   auto fail = [&]() {
+    buf_ = {};
     series_.clear();
     labels_.clear();
     metadata_.clear();
@@ -684,7 +744,8 @@ absl::Status WriteRequestView::Parse(std::string_view buf) {
       SeriesView& s = series_.emplace_back();
       s.first_label = static_cast<uint32_t>(labels_.size());
       Ptr s0 = reinterpret_cast<Ptr>(sub.data());
-      if (!parser.ParseSeries(s0, s0 + sub.size(), &s, &labels_)) {
+      if (!parser.ParseSeries(s0, s0 + sub.size(), &s,
+                              parse_labels ? &labels_ : nullptr)) {
         parser.Enter("timeseries", series_.size() - 1);
         return fail();
       }

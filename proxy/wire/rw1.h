@@ -24,9 +24,12 @@ struct SeriesView {
   // unknown): scan the body to find the non-label fields".
   static constexpr uint32_t kRestUnknown = UINT32_MAX;
 
+  // first_label after ParseSkeleton(), until ParseLabels() for the series.
+  static constexpr uint32_t kLabelsNotParsed = UINT32_MAX;
+
   uint32_t first_label = 0;  // index into WriteRequestView::all_labels()
-  uint32_t num_labels = 0;
-  std::string_view body;  // the whole TimeSeries message (without tag/len)
+  uint32_t num_labels = 0;   // label fields of the series
+  std::string_view body;     // the whole TimeSeries message (without tag/len)
   uint32_t samples = 0;
   uint32_t histograms = 0;
   uint32_t exemplars = 0;
@@ -55,8 +58,24 @@ class WriteRequestView {
   // validates label content). After an error the view is empty.
   absl::Status Parse(std::string_view buf);
 
+  // Parse() except for the contents of label fields: every series is
+  // checked and described (body, counts, rest_offset, num_labels), but its
+  // Label messages are only delimited, not parsed or checked, and
+  // labels(series) stays empty until ParseLabels(). For a caller that
+  // already knows most series by their label bytes (the outcome cache).
+  absl::Status ParseSkeleton(std::string_view buf);
+
+  // Parses and checks the labels of series `index` after ParseSkeleton()
+  // (nothing to do after Parse() or a previous call). On malformed labels
+  // returns the error Parse() would give for them ("timeseries[3].labels[1]:
+  // ... at offset N") and leaves the series without labels; the rest of
+  // the view stays usable.
+  absl::Status ParseLabels(size_t index);
+
   absl::Span<const SeriesView> series() const { return series_; }
+  // Empty for a series whose labels are not parsed yet (ParseSkeleton).
   absl::Span<const LabelView> labels(const SeriesView& s) const {
+    if (s.first_label == SeriesView::kLabelsNotParsed) return {};
     return absl::MakeConstSpan(labels_).subspan(s.first_label, s.num_labels);
   }
   absl::Span<const LabelView> all_labels() const { return labels_; }
@@ -65,6 +84,9 @@ class WriteRequestView {
   uint64_t total_samples() const { return total_samples_; }  // + histograms
 
  private:
+  absl::Status ParseImpl(std::string_view buf, bool parse_labels);
+
+  std::string_view buf_;  // what the views point into (error offsets)
   std::vector<SeriesView> series_;
   std::vector<LabelView> labels_;
   std::vector<std::string_view> metadata_;
