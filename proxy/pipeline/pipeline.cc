@@ -103,6 +103,9 @@ struct Scratch {
   std::vector<DestScratch> dests;
   std::vector<PendingAppend> pending;
   std::vector<OutcomeCache::Key> keys;
+  // Per series: 1 when the outcome cache knew it, with its outcome.
+  std::vector<uint8_t> known;
+  std::vector<uint64_t> outcomes;
 };
 
 Scratch& ThreadScratch() {
@@ -322,7 +325,10 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
   Scratch& s = ThreadScratch();
   wire::WriteRequestView& view = s.view;
 
-  absl::Status st = view.Parse(buf);
+  // Label contents are parsed (and checked) below only for the series the
+  // outcome cache does not know: a known series' label bytes were parsed
+  // and passed the limits before, under this same config.
+  absl::Status st = view.ParseSkeleton(buf);
   if (!st.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed remote_write request: ", st.message()));
@@ -336,6 +342,40 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
                      " series, more than server.max_series_per_request (",
                      limits.max_series_per_request, ")"));
   }
+
+  // Injected labels depend on the client, not on the series bytes: such
+  // requests bypass the cache.
+  OutcomeCache* cache =
+      options.inject_labels.empty() ? state->cache.get() : nullptr;
+  const size_t nseries = view.series().size();
+  s.known.assign(nseries, 0);
+  s.outcomes.resize(nseries);
+  if (cache != nullptr) {
+    // Keys first, with their slots prefetched (a set of slots is two cache
+    // lines): the lookups below then mostly find them loaded.
+    s.keys.resize(nseries);
+    for (size_t i = 0; i < nseries; ++i) {
+      const wire::SeriesView& sv = view.series()[i];
+      if (sv.rest_offset == wire::SeriesView::kRestUnknown) continue;
+      s.keys[i] = cache->KeyOf(sv.body.substr(0, sv.rest_offset));
+      cache->Prefetch(s.keys[i]);
+    }
+    for (size_t i = 0; i < nseries; ++i) {
+      if (view.series()[i].rest_offset == wire::SeriesView::kRestUnknown) {
+        continue;
+      }
+      s.known[i] = cache->Lookup(s.keys[i], &s.outcomes[i]) ? 1 : 0;
+    }
+  }
+  for (size_t i = 0; i < nseries; ++i) {
+    if (s.known[i]) continue;
+    st = view.ParseLabels(i);
+    if (!st.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed remote_write request: ", st.message()));
+    }
+  }
+
   // A label name or value is shorter than the series' label fields: when
   // those fit both length limits, no label of the series can break them.
   const uint64_t label_bytes_always_ok =
@@ -353,8 +393,8 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
                        " labels, more than server.max_labels_per_series (",
                        limits.max_labels_per_series, ")"));
     }
-    if (sv.rest_offset != wire::SeriesView::kRestUnknown &&
-        sv.rest_offset <= label_bytes_always_ok) {
+    if (s.known[i] || (sv.rest_offset != wire::SeriesView::kRestUnknown &&
+                       sv.rest_offset <= label_bytes_always_ok)) {
       continue;
     }
     for (const wire::LabelView& l : view.labels(sv)) {
@@ -392,10 +432,6 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
 
   const bool global_rules =
       !cfg.relabel_configs.empty() || !options.inject_labels.empty();
-  // Injected labels depend on the client, not on the series bytes: such
-  // requests bypass the cache.
-  OutcomeCache* cache =
-      options.inject_labels.empty() ? state->cache.get() : nullptr;
   uint64_t global_dropped = 0;
   uint64_t cache_hits = 0;
   uint64_t cache_misses = 0;
@@ -428,18 +464,6 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
     ++ds.queued_series;
   };
 
-  if (cache != nullptr) {
-    // Keys first, with their slots prefetched (a set of slots is two cache
-    // lines): the lookups below then mostly find them loaded.
-    s.keys.resize(view.series().size());
-    for (size_t i = 0; i < view.series().size(); ++i) {
-      const wire::SeriesView& sv = view.series()[i];
-      if (sv.rest_offset == wire::SeriesView::kRestUnknown) continue;
-      s.keys[i] = cache->KeyOf(sv.body.substr(0, sv.rest_offset));
-      cache->Prefetch(s.keys[i]);
-    }
-  }
-
   for (size_t series_index = 0; series_index < view.series().size();
        ++series_index) {
     const wire::SeriesView& sv = view.series()[series_index];
@@ -451,8 +475,8 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
     bool storable = cache != nullptr && contiguous;
     if (storable) {
       key = s.keys[series_index];
-      uint64_t outcome = 0;
-      if (cache->Lookup(key, &outcome)) {
+      if (s.known[series_index]) {
+        const uint64_t outcome = s.outcomes[series_index];
         ++cache_hits;
         if (outcome & OutcomeCache::kGlobalDrop) {
           ++global_dropped;
