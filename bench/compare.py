@@ -108,6 +108,25 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def minor_faults(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def context_switches(pid):
+    """Voluntary + involuntary context switches summed over the threads."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+        except OSError:
+            pass  # the thread ended
+    return total
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -320,12 +339,15 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 PROCS.append(perf)
             cpu0 = cpu_seconds(pid)
+            faults0, switches0 = minor_faults(pid), context_switches(pid)
             sink_cpu0 = cpu_seconds(sink.proc.pid)
             lg = run_loadgen(args, ingest_url, extra,
                              os.path.join(workdir, f"{name}-{label}.json"))
             want = expected_by_path(lg)
             d, drain_s = wait_drained(sink, before, want, args.drain_timeout)
             cpu1 = cpu_seconds(pid)
+            faults = minor_faults(pid) - faults0
+            switches = context_switches(pid) - switches0
             sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu0
             if perf is not None:
                 perf.send_signal(signal.SIGINT)
@@ -345,6 +367,8 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
                 "cpu_s_per_million": ((cpu1 - cpu0) / samples * 1e6
                                       if samples else None),
                 "drain_s": drain_s,
+                "minor_faults": faults,
+                "context_switches": switches,
                 # The sink shares the cores; its cost per delivered sample.
                 "sink_cpu_s": sink_cpu,
                 "delivered_samples_per_s":
@@ -357,6 +381,9 @@ def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
                 f"({out['cpu_s_per_million'] or 0:.3f} s/M), p50 "
                 f"{lg['latency_ms']['p50']:.2f} ms, p99 "
                 f"{lg['latency_ms']['p99']:.2f} ms, drained in {drain_s:.1f}s, "
+                f"{faults / max(1, lg['requests']):.1f} page faults and "
+                f"{switches / max(1, lg['requests']):.1f} context switches "
+                "per request, "
                 f"{'OK' if not problems else 'FAILED: ' + '; '.join(problems)}")
             return out
 

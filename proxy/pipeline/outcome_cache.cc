@@ -37,8 +37,9 @@ OutcomeCache::OutcomeCache(int slots_log2)
   seed2_ = (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
 
-// Two independent 64-bit lanes over the same pass, each keyed by a secret
-// seed.
+// Two 64-bit chains, each keyed by a secret seed, taking alternate 16-byte
+// blocks (one multiply per 16 bytes, two multiplies in flight); both
+// halves of the key then depend on every byte.
 OutcomeCache::Key OutcomeCache::KeyOf(std::string_view bytes) const {
   const char* p = bytes.data();
   const size_t n = bytes.size();
@@ -58,11 +59,14 @@ OutcomeCache::Key OutcomeCache::KeyOf(std::string_view bytes) const {
     }
   } else {
     size_t left = n;
-    while (left > 16) {
-      const uint64_t a = Load64(p);
-      const uint64_t b = Load64(p + 8);
-      h1 = Mum(a ^ h1, b ^ seed1_);
-      h2 = Mum(b ^ h2, a ^ seed2_);
+    while (left > 32) {
+      h1 = Mum(Load64(p) ^ h1, Load64(p + 8) ^ seed1_);
+      h2 = Mum(Load64(p + 16) ^ h2, Load64(p + 24) ^ seed2_);
+      p += 32;
+      left -= 32;
+    }
+    if (left > 16) {
+      h1 = Mum(Load64(p) ^ h1, Load64(p + 8) ^ seed1_);
       p += 16;
       left -= 16;
     }
@@ -70,22 +74,20 @@ OutcomeCache::Key OutcomeCache::KeyOf(std::string_view bytes) const {
     y = Load64(p + left - 8);
   }
   Key k;
-  k.a = Mum(x ^ h1 ^ kP2, y ^ seed1_ ^ kP3);
-  k.b = Mum(y ^ h2 ^ kP1, x ^ seed2_ ^ kP2);
+  k.a = Mum(x ^ h1 ^ kP2, y ^ h2 ^ kP3);
+  k.b = Mum(y ^ h2 ^ kP1, x ^ h1 ^ seed2_);
   return k;
 }
 
 bool OutcomeCache::Lookup(const Key& key, uint64_t* value) const {
   const Set& set = sets_[key.a & mask_];
+  const uint64_t tag = TagOf(key);
   for (const Slot& s : set.slot) {
-    const uint64_t v1 = s.version.load(std::memory_order_acquire);
-    if (v1 == 0 || (v1 & 1)) continue;
-    const uint64_t a = s.a.load(std::memory_order_relaxed);
-    const uint64_t b = s.b.load(std::memory_order_relaxed);
+    const uint64_t check = s.check.load(std::memory_order_relaxed);
     const uint64_t val = s.value.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (s.version.load(std::memory_order_relaxed) != v1) continue;
-    if (a == key.a && b == key.b) {
+    // A slot being rewritten pairs one write's check with another's value:
+    // that pair matches no tag (but by 2^-64 chance), so it is a miss.
+    if ((check ^ val) == tag) {
       *value = val;
       return true;
     }
@@ -95,37 +97,33 @@ bool OutcomeCache::Lookup(const Key& key, uint64_t* value) const {
 
 void OutcomeCache::Insert(const Key& key, uint64_t value) {
   Set& set = sets_[key.a & mask_];
-  // An empty slot of the set if there is one, else the one the key's
-  // other half picks (random replacement keeps cyclic access patterns
-  // larger than the table from missing every time).
+  const uint64_t tag = TagOf(key);
   // The slot already holding the key comes first, so an update replaces
-  // the old value instead of leaving it beside the new one.
-  size_t target = (key.b >> 17) & (kWays - 1);
-  bool found = false;
-  for (size_t i = 0; i < kWays && !found; ++i) {
-    if (set.slot[i].a.load(std::memory_order_relaxed) == key.a &&
-        set.slot[i].b.load(std::memory_order_relaxed) == key.b) {
+  // the old value instead of leaving it beside the new one; then an empty
+  // slot; else the one the key's other half picks (random replacement
+  // keeps cyclic access patterns larger than the table from missing every
+  // time).
+  size_t target = kWays;
+  for (size_t i = 0; i < kWays && target == kWays; ++i) {
+    const Slot& s = set.slot[i];
+    if ((s.check.load(std::memory_order_relaxed) ^
+         s.value.load(std::memory_order_relaxed)) == tag) {
       target = i;
-      found = true;
     }
   }
-  for (size_t i = 0; i < kWays && !found; ++i) {
-    if (set.slot[i].version.load(std::memory_order_relaxed) == 0) {
+  for (size_t i = 0; i < kWays && target == kWays; ++i) {
+    const Slot& s = set.slot[i];
+    if (s.check.load(std::memory_order_relaxed) == 0 &&
+        s.value.load(std::memory_order_relaxed) == 0) {
       target = i;
-      found = true;
     }
   }
+  if (target == kWays) target = (key.a >> 40) & (kWays - 1);
   Slot& s = set.slot[target];
-  uint64_t v = s.version.load(std::memory_order_relaxed);
-  if (v & 1) return;  // another writer has it; this entry can wait
-  if (!s.version.compare_exchange_strong(v, v + 1, std::memory_order_relaxed)) {
-    return;
-  }
-  std::atomic_thread_fence(std::memory_order_release);
-  s.a.store(key.a, std::memory_order_relaxed);
-  s.b.store(key.b, std::memory_order_relaxed);
+  // Concurrent inserts into one slot may leave a check and a value from
+  // different writers: that slot then misses until it is written again.
   s.value.store(value, std::memory_order_relaxed);
-  s.version.store(v + 2, std::memory_order_release);
+  s.check.store(value ^ tag, std::memory_order_relaxed);
 }
 
 }  // namespace promrelay::pipeline

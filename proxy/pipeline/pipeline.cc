@@ -233,7 +233,7 @@ Pipeline::Pipeline(metrics::Registry* registry)
 
 Pipeline::~Pipeline() = default;
 
-// 2^18 slots of 32 bytes: 8 MiB, shared by every I/O thread.
+// 2^18 slots of 16 bytes: 4 MiB, shared by every I/O thread.
 constexpr int kCacheSlotsLog2 = 18;
 
 absl::Status Pipeline::Update(std::shared_ptr<const config::Config> config,
