@@ -12,13 +12,18 @@ Backoff::Backoff(absl::Duration min, absl::Duration max, uint64_t seed)
     : min_(std::max(min, absl::Milliseconds(1))),
       max_(std::max(max, min_)),
       current_(min_),
-      rng_(seed) {}
+      rng_state_(seed) {}
 
 absl::Duration Backoff::Next() {
   absl::Duration d = current_;
   current_ = std::min(current_ * 2, max_);
-  std::uniform_real_distribution<double> dist(0.5, 1.0);
-  return d * dist(rng_);
+  uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  // 53 random bits -> [0, 1), then [0.5, 1).
+  const double unit = static_cast<double>(z >> 11) * 0x1.0p-53;
+  return d * (0.5 + 0.5 * unit);
 }
 
 void Backoff::Reset() { current_ = min_; }

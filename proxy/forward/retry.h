@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 
@@ -24,7 +23,9 @@ class Backoff {
 
  private:
   absl::Duration min_, max_, current_;
-  std::mt19937_64 rng_;
+  // SplitMix64: jitter needs no better, and a Backoff is made per batch,
+  // so seeding must cost nothing (a mersenne twister fills 2.5 KB).
+  uint64_t rng_state_;
 };
 
 // Parses a Retry-After value: delta-seconds ("120") or an HTTP-date
