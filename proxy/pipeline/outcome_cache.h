@@ -2,10 +2,10 @@
 // label bytes: agents resend the same series every scrape, so most series
 // skip relabeling entirely. Internal to the pipeline.
 //
-// Only outcomes that need no stored labels are cached: per destination
-// "dropped by its rules", "withheld by the guard" or "sent unchanged, to
-// shard N", or "dropped by the global rules". Series whose labels a rule
-// changes are relabeled every time.
+// Per destination the outcome is "dropped by its rules", "withheld by the
+// guard", "sent unchanged, to shard N" or "sent rewritten, to shard N"; or
+// the series is "dropped by the global rules". The table holds no labels:
+// the pipeline keeps a rewritten series' new labels beside it, per thread.
 //
 // The table is shared by all threads, fixed in size (no allocation after
 // construction) and lock-free. A slot is 16 bytes: the value and a check
@@ -28,7 +28,7 @@ namespace promrelay::pipeline {
 class OutcomeCache {
  public:
   // Per destination: 2 bits of kind, 13 bits of shard; up to kMaxDests.
-  enum Kind : uint64_t { kDrop = 0, kForbidden = 1, kRaw = 2 };
+  enum Kind : uint64_t { kDrop = 0, kForbidden = 1, kRaw = 2, kRewritten = 3 };
   static constexpr int kMaxDests = 4;
   static constexpr uint64_t kMaxShards = 1 << 13;
   static constexpr uint64_t kGlobalDrop = uint64_t{1} << 63;
@@ -42,10 +42,18 @@ class OutcomeCache {
   static uint64_t ShardOf(uint64_t value, int dest) {
     return (value >> (15 * dest + 2)) & (kMaxShards - 1);
   }
+  // True if any of the first `dests` destinations has kind kRewritten.
+  static bool AnyRewritten(uint64_t value, int dests) {
+    for (int d = 0; d < dests; ++d) {
+      if (KindOf(value, d) == kRewritten) return true;
+    }
+    return false;
+  }
 
   struct Key {
     uint64_t a = 0;
     uint64_t b = 0;
+    bool operator==(const Key& o) const { return a == o.a && b == o.b; }
   };
 
   // 2^slots_log2 slots of 16 bytes (slots_log2 >= 2).

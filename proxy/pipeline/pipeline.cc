@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/pipeline/outcome_cache.h"
 #include "proxy/wire/rw1.h"
@@ -91,6 +92,61 @@ struct PendingAppend {
   size_t shard;
 };
 
+// The label fields of series a rule rewrote, by outcome-cache key, so a
+// known series with a kRewritten outcome is encoded without relabeling. Per
+// thread (no locks on the hot path); a thread that lacks an entry another
+// thread's outcome points at just relabels that series again. Belongs to
+// one config (State): a reload starts it afresh.
+class RewriteCache {
+ public:
+  struct Entry {
+    // Destination d's label fields: fields[offsets[d], offsets[d + 1]).
+    uint32_t offsets[OutcomeCache::kMaxDests + 1] = {};
+    std::string fields;
+    std::string_view For(size_t d) const {
+      return std::string_view(fields).substr(offsets[d],
+                                             offsets[d + 1] - offsets[d]);
+    }
+  };
+
+  // Empties the cache unless it already belongs to `generation`.
+  void Adopt(uint64_t generation) {
+    if (generation_ == generation) return;
+    Clear();
+    generation_ = generation;
+  }
+  const Entry* Find(const OutcomeCache::Key& key) const {
+    auto it = map_.find(key);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  void Insert(const OutcomeCache::Key& key, Entry entry) {
+    // Bounded: when full, start over (the entries in use come back within
+    // a scrape interval), rather than pin memory to the thread.
+    if (bytes_ + entry.fields.size() + kEntryOverhead > kMaxBytes) Clear();
+    bytes_ += entry.fields.size() + kEntryOverhead;
+    map_.insert_or_assign(key, std::move(entry));
+  }
+
+ private:
+  static constexpr size_t kMaxBytes = size_t{8} << 20;
+  static constexpr size_t kEntryOverhead = sizeof(Entry) + 32;
+  struct KeyHash {
+    // The key is already a keyed random hash.
+    size_t operator()(const OutcomeCache::Key& k) const { return k.a; }
+  };
+  void Clear() {
+    map_ = {};
+    bytes_ = 0;
+  }
+
+  uint64_t generation_ = 0;
+  size_t bytes_ = 0;
+  absl::flat_hash_map<OutcomeCache::Key, Entry, KeyHash> map_;
+};
+
+// Distinguishes configs (States) for the per-thread rewrite caches.
+std::atomic<uint64_t> next_state_generation{1};
+
 // Per-thread buffers reused across requests: no allocation per series in
 // steady state.
 struct Scratch {
@@ -103,9 +159,16 @@ struct Scratch {
   std::vector<DestScratch> dests;
   std::vector<PendingAppend> pending;
   std::vector<OutcomeCache::Key> keys;
-  // Per series: 1 when the outcome cache knew it, with its outcome.
+  // Per series: 1 when the outcome cache knew it, with its outcome (and
+  // its rewritten labels when the outcome has any).
   std::vector<uint8_t> known;
   std::vector<uint64_t> outcomes;
+  std::vector<const RewriteCache::Entry*> rewrites;
+  RewriteCache rewrite_cache;
+  RewriteCache::Entry new_rewrite;
+  // Entries learned during a request, added to rewrite_cache after it (an
+  // insert may move the entries `rewrites` points at).
+  std::vector<std::pair<OutcomeCache::Key, RewriteCache::Entry>> learned;
 };
 
 Scratch& ThreadScratch() {
@@ -151,6 +214,7 @@ absl::string_view Shorten(std::string_view s) {
 
 struct Pipeline::State {
   std::shared_ptr<const config::Config> config;
+  uint64_t generation = next_state_generation.fetch_add(1);
   std::vector<DestState> dests;
   // Per config: a reload starts with an empty one. Null when the
   // destinations do not fit its encoding.
@@ -349,6 +413,7 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
   OutcomeCache* cache =
       options.inject_labels.empty() ? state->cache.get() : nullptr;
   const size_t nseries = view.series().size();
+  s.learned.clear();
   s.known.assign(nseries, 0);
   s.outcomes.resize(nseries);
   if (cache != nullptr) {
@@ -361,11 +426,21 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       s.keys[i] = cache->KeyOf(sv.body.substr(0, sv.rest_offset));
       cache->Prefetch(s.keys[i]);
     }
+    s.rewrite_cache.Adopt(state->generation);
+    s.rewrites.resize(nseries);
+    const int ndests = static_cast<int>(state->dests.size());
     for (size_t i = 0; i < nseries; ++i) {
       if (view.series()[i].rest_offset == wire::SeriesView::kRestUnknown) {
         continue;
       }
-      s.known[i] = cache->Lookup(s.keys[i], &s.outcomes[i]) ? 1 : 0;
+      if (!cache->Lookup(s.keys[i], &s.outcomes[i])) continue;
+      if (OutcomeCache::AnyRewritten(s.outcomes[i], ndests)) {
+        // Known, but its new labels are in another thread's cache: this
+        // thread relabels it once.
+        s.rewrites[i] = s.rewrite_cache.Find(s.keys[i]);
+        if (s.rewrites[i] == nullptr) continue;
+      }
+      s.known[i] = 1;
     }
   }
   for (size_t i = 0; i < nseries; ++i) {
@@ -437,11 +512,10 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
   uint64_t cache_hits = 0;
   uint64_t cache_misses = 0;
 
-  // Appends `sv` to its shard of destination `d`, with `labels` when a
-  // rule changed them (else its bytes unchanged).
+  // Appends `sv` to its shard of destination `d`, with `label_fields`
+  // when a rule changed its labels (else its bytes unchanged).
   auto add = [&](size_t d, size_t shard, const wire::SeriesView& sv,
-                 uint32_t samples,
-                 const absl::Span<const relabel::Label>* labels) {
+                 uint32_t samples, const std::string_view* label_fields) {
     const DestState& dest = state->dests[d];
     DestScratch& ds = s.dests[d];
     ShardBuf& b = ds.shards[shard];
@@ -449,13 +523,8 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
                          b.enc.bytes().size() >= kMaxRecordBytes)) {
       b.Flush();
     }
-    if (labels != nullptr) {
-      s.out_labels.resize(labels->size());
-      for (size_t i = 0; i < labels->size(); ++i) {
-        s.out_labels[i] =
-            wire::LabelView{(*labels)[i].name, (*labels)[i].value};
-      }
-      b.enc.AddSeries(s.out_labels, sv);
+    if (label_fields != nullptr) {
+      b.enc.AddSeriesWithLabelFields(*label_fields, sv);
     } else {
       b.enc.AddRawSeries(sv.body);
     }
@@ -493,8 +562,14 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
               ++s.dests[d].forbidden_series;
               s.dests[d].forbidden_samples += samples;
               break;
-            default:
+            case OutcomeCache::kRewritten: {
+              const std::string_view fields = s.rewrites[series_index]->For(d);
+              add(d, OutcomeCache::ShardOf(outcome, di), sv, samples, &fields);
+              break;
+            }
+            case OutcomeCache::kRaw:
               add(d, OutcomeCache::ShardOf(outcome, di), sv, samples, nullptr);
+              break;
           }
         }
         continue;
@@ -524,7 +599,11 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       relabeled = true;
     }
     uint64_t outcome = 0;
+    RewriteCache::Entry& rewrite = s.new_rewrite;
+    rewrite.fields.clear();
+    bool rewritten = false;
     for (size_t d = 0; d < ndest; ++d) {
+      rewrite.offsets[d] = static_cast<uint32_t>(rewrite.fields.size());
       const DestState& dest = state->dests[d];
       DestScratch& ds = s.dests[d];
       const int di = static_cast<int>(d);
@@ -559,15 +638,34 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
         shard = h % dest.shards.size();
       }
       if (changed) {
-        storable = false;  // the cache keeps no labels
-        add(d, shard, sv, samples, &final_labels);
+        s.out_labels.resize(final_labels.size());
+        for (size_t i = 0; i < final_labels.size(); ++i) {
+          s.out_labels[i] =
+              wire::LabelView{final_labels[i].name, final_labels[i].value};
+        }
+        const size_t start = rewrite.fields.size();
+        wire::WriteRequestEncoder::AppendLabelFields(s.out_labels,
+                                                     &rewrite.fields);
+        const std::string_view fields =
+            std::string_view(rewrite.fields).substr(start);
+        outcome |= OutcomeCache::Pack(di, OutcomeCache::kRewritten, shard);
+        rewritten = true;
+        add(d, shard, sv, samples, &fields);
       } else {
         outcome |= OutcomeCache::Pack(di, OutcomeCache::kRaw, shard);
         add(d, shard, sv, samples, nullptr);
       }
     }
-    if (storable) cache->Insert(key, outcome);
+    rewrite.offsets[ndest] = static_cast<uint32_t>(rewrite.fields.size());
+    if (storable) {
+      if (rewritten) s.learned.emplace_back(key, rewrite);
+      cache->Insert(key, outcome);
+    }
   }
+  for (auto& [key, entry] : s.learned) {
+    s.rewrite_cache.Insert(key, std::move(entry));
+  }
+  s.learned.clear();
   if (cache != nullptr) {
     metrics_->cache_hits->Inc(static_cast<double>(cache_hits));
     metrics_->cache_misses->Inc(static_cast<double>(cache_misses));

@@ -777,30 +777,18 @@ absl::Status WriteRequestView::ParseImpl(std::string_view buf,
   return absl::OkStatus();
 }
 
-void WriteRequestEncoder::AddSeries(absl::Span<const LabelView> labels,
-                                    const SeriesView& original) {
-  const std::string_view body = original.body;
-  const bool contiguous = original.rest_offset != SeriesView::kRestUnknown &&
-                          original.rest_offset <= body.size();
-  std::string_view rest;
-  size_t rest_size = 0;
-  if (contiguous) {
-    rest = body.substr(original.rest_offset);
-    rest_size = rest.size();
-  } else {
-    ForEachNonLabelField(body,
-                         [&](std::string_view f) { rest_size += f.size(); });
-  }
-  size_t body_size = rest_size;
+namespace {
+
+size_t LabelFieldsSize(absl::Span<const LabelView> labels) {
+  size_t size = 0;
   for (const LabelView& l : labels) {
     const size_t n = LabelSize(l);
-    body_size += 1 + VarintSize(n) + n;
+    size += 1 + VarintSize(n) + n;
   }
-  const size_t old = buf_.size();
-  buf_.resize(old + 1 + VarintSize(body_size) + body_size);
-  char* p = buf_.data() + old;
-  *p++ = static_cast<char>(Tag(1, kWireLen));
-  p = WriteVarint(p, body_size);
+  return size;
+}
+
+char* WriteLabelFields(char* p, absl::Span<const LabelView> labels) {
   for (const LabelView& l : labels) {
     *p++ = static_cast<char>(Tag(1, kWireLen));
     p = WriteVarint(p, LabelSize(l));
@@ -815,12 +803,64 @@ void WriteRequestEncoder::AddSeries(absl::Span<const LabelView> labels,
       p = WriteBytes(p, l.value);
     }
   }
+  return p;
+}
+
+}  // namespace
+
+void WriteRequestEncoder::AppendLabelFields(absl::Span<const LabelView> labels,
+                                            std::string* out) {
+  const size_t old = out->size();
+  out->resize(old + LabelFieldsSize(labels));
+  WriteLabelFields(out->data() + old, labels);
+}
+
+// Writes one TimeSeries: `label_size` bytes of label fields produced by
+// `write_labels`, then the non-label fields of `original`.
+template <typename WriteLabels>
+void WriteRequestEncoder::AddSeriesImpl(size_t label_size,
+                                        WriteLabels write_labels,
+                                        const SeriesView& original) {
+  const std::string_view body = original.body;
+  const bool contiguous = original.rest_offset != SeriesView::kRestUnknown &&
+                          original.rest_offset <= body.size();
+  std::string_view rest;
+  size_t rest_size = 0;
+  if (contiguous) {
+    rest = body.substr(original.rest_offset);
+    rest_size = rest.size();
+  } else {
+    ForEachNonLabelField(body,
+                         [&](std::string_view f) { rest_size += f.size(); });
+  }
+  const size_t body_size = label_size + rest_size;
+  const size_t old = buf_.size();
+  buf_.resize(old + 1 + VarintSize(body_size) + body_size);
+  char* p = buf_.data() + old;
+  *p++ = static_cast<char>(Tag(1, kWireLen));
+  p = WriteVarint(p, body_size);
+  p = write_labels(p);
   if (contiguous) {
     p = WriteBytes(p, rest);
   } else {
     ForEachNonLabelField(body,
                          [&](std::string_view f) { p = WriteBytes(p, f); });
   }
+}
+
+void WriteRequestEncoder::AddSeries(absl::Span<const LabelView> labels,
+                                    const SeriesView& original) {
+  AddSeriesImpl(
+      LabelFieldsSize(labels),
+      [labels](char* p) { return WriteLabelFields(p, labels); }, original);
+}
+
+void WriteRequestEncoder::AddSeriesWithLabelFields(
+    std::string_view label_fields, const SeriesView& original) {
+  AddSeriesImpl(
+      label_fields.size(),
+      [label_fields](char* p) { return WriteBytes(p, label_fields); },
+      original);
 }
 
 void WriteRequestEncoder::AddRawSeries(std::string_view body) {

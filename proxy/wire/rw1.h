@@ -106,6 +106,14 @@ class WriteRequestEncoder {
   // rest_offset == kRestUnknown and a well-formed body).
   void AddSeries(absl::Span<const LabelView> labels,
                  const SeriesView& original);
+  // The label fields AddSeries() writes for `labels`, appended to *out: a
+  // series' relabeled labels can be kept encoded and reused.
+  static void AppendLabelFields(absl::Span<const LabelView> labels,
+                                std::string* out);
+  // AddSeries() with labels already encoded by AppendLabelFields(): the
+  // same bytes as AddSeries() with those labels.
+  void AddSeriesWithLabelFields(std::string_view label_fields,
+                                const SeriesView& original);
   // Emits a TimeSeries whose body is `body`, unchanged.
   void AddRawSeries(std::string_view body);
   // Emits a MetricMetadata message unchanged.
@@ -114,6 +122,10 @@ class WriteRequestEncoder {
   std::string& mutable_bytes() { return buf_; }
 
  private:
+  template <typename WriteLabels>
+  void AddSeriesImpl(size_t label_size, WriteLabels write_labels,
+                     const SeriesView& original);
+
   std::string buf_;
 };
 

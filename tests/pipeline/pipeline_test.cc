@@ -2,6 +2,7 @@
 
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -588,9 +589,10 @@ TEST_CASE("a repeated request takes the cache and gives the same output") {
           .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
           .With({"hit"})
           .Value();
-  // 5 series: the shuttle and kube-state-metrics ones (tenant labels
-  // dropped for grafana-cloud) are relabeled every time; 3 are cached.
-  CHECK(hits == 3);
+  // All 5 series come from the cache the second time, including the
+  // shuttle and kube-state-metrics ones whose tenant labels grafana-cloud's
+  // labeldrop removes (their new labels are kept encoded).
+  CHECK(hits == 5);
   for (const char* dest : {"grafana-cloud", "victoriametrics"}) {
     const auto& qa = a.fakes[dest];
     const auto& qb = b.fakes[dest];
@@ -661,6 +663,101 @@ TEST_CASE("a new config starts with an empty cache") {
   REQUIRE(f.pipeline->Update(drop_api, qs).ok());
   REQUIRE(f.pipeline->Ingest(Body(req)).ok());
   CHECK(f.Series("d").size() == 2);  // dropped now, not served from cache
+}
+
+TEST_CASE("rewritten labels are cached per config") {
+  auto drop_project = std::make_shared<config::Config>();
+  config::Destination d;
+  d.name = "d";
+  d.queue_config.shards = 2;
+  d.write_relabel_configs = testing::Rules({testing::LabelDrop("project_id")});
+  drop_project->remote_write.push_back(d);
+  Fixture f(drop_project);
+  prometheus::WriteRequest req;
+  for (int i = 0; i < 20; ++i) {
+    AddSeries(&req,
+              {{"__name__", "m" + std::to_string(i)},
+               {"project_id", "p"},
+               {"service_id", "s"}},
+              i + 1);
+  }
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  }
+  CHECK(f.registry
+            .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
+            .With({"hit"})
+            .Value() == 40);
+  auto series = f.Series("d");
+  REQUIRE(series.size() == 60);
+  for (const auto& ts : series) {
+    CHECK(testing::Get(LabelsOf(ts), "project_id").empty());
+    CHECK(testing::Get(LabelsOf(ts), "service_id") == "s");
+  }
+  // Every round, cached or not, wrote the same bytes to the same shards.
+  for (const auto& q : f.fakes["d"]) {
+    auto payloads = Payloads(*q);
+    REQUIRE(payloads.size() % 3 == 0);
+    const size_t per_round = payloads.size() / 3;
+    for (size_t i = 0; i < per_round; ++i) {
+      CHECK(payloads[per_round + i] == payloads[i]);
+      CHECK(payloads[2 * per_round + i] == payloads[i]);
+    }
+  }
+
+  // A reload that drops another label: no series may keep the old rewrite.
+  auto drop_service = std::make_shared<config::Config>();
+  d.write_relabel_configs = testing::Rules({testing::LabelDrop("service_id")});
+  drop_service->remote_write.push_back(d);
+  std::vector<DestinationQueues> qs = {
+      {"d", {f.fakes["d"][0], f.fakes["d"][1]}, 0}};
+  REQUIRE(f.pipeline->Update(drop_service, qs).ok());
+  for (auto& q : f.fakes["d"]) q->records.clear();
+  for (int round = 0; round < 2; ++round) {
+    REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  }
+  series = f.Series("d");
+  REQUIRE(series.size() == 40);
+  for (const auto& ts : series) {
+    CHECK(testing::Get(LabelsOf(ts), "project_id") == "p");
+    CHECK(testing::Get(LabelsOf(ts), "service_id").empty());
+  }
+}
+
+TEST_CASE("a thread without another thread's rewrite relabels that series") {
+  Fixture f(testing::StarformConfig(2, 2));
+  const prometheus::WriteRequest req = StarformRequest();
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  // Outcomes are shared, rewritten labels are per thread: a second thread
+  // finds kRewritten outcomes without their labels and must relabel.
+  absl::Status other_status;
+  std::thread other([&] { other_status = f.pipeline->Ingest(Body(req)); });
+  other.join();
+  REQUIRE(other_status.ok());
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  // Round 1: no hits; round 2 (other thread): the 3 unchanged series, the
+  // 2 rewritten ones relabeled; round 3: all 5.
+  CHECK(f.registry
+            .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
+            .With({"hit"})
+            .Value() == 8);
+  for (const auto& ts : f.Series("grafana-cloud")) {
+    CHECK(testing::Get(LabelsOf(ts), "project_id").empty());
+    CHECK(testing::Get(LabelsOf(ts), "service_id").empty());
+    CHECK(testing::Get(LabelsOf(ts), "workspace_id").empty());
+  }
+  CHECK(f.Series("grafana-cloud").size() == 3 * 3);
+  for (const char* dest : {"grafana-cloud", "victoriametrics"}) {
+    for (const auto& q : f.fakes[dest]) {
+      auto payloads = Payloads(*q);
+      REQUIRE(payloads.size() % 3 == 0);
+      const size_t per_round = payloads.size() / 3;
+      for (size_t i = 0; i < per_round; ++i) {
+        CHECK(payloads[per_round + i] == payloads[i]);
+        CHECK(payloads[2 * per_round + i] == payloads[i]);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -156,6 +156,10 @@ TEST_CASE("AddSeries with changed labels keeps everything else", "[rw1]") {
 
   prometheus::WriteRequest want;
   WriteRequestEncoder enc;
+  // The same series through AppendLabelFields + AddSeriesWithLabelFields
+  // (the pipeline's cached path) must give the same bytes.
+  WriteRequestEncoder enc_fields;
+  std::string fields;
   const std::string injected_value = "cluster-\xff-a";
   std::vector<LabelView> labels;
   for (size_t i = 0; i < v.series().size(); ++i) {
@@ -177,7 +181,11 @@ TEST_CASE("AddSeries with changed labels keeps everything else", "[rw1]") {
       pl->set_value(Str(l.value));
     }
     enc.AddSeries(labels, s);
+    fields.clear();
+    WriteRequestEncoder::AppendLabelFields(labels, &fields);
+    enc_fields.AddSeriesWithLabelFields(fields, s);
   }
+  CHECK(enc_fields.bytes() == enc.bytes());
   prometheus::WriteRequest got;
   REQUIRE(got.ParseFromString(enc.bytes()));
   CHECK(Canon(got) == Canon(want));
@@ -272,6 +280,11 @@ TEST_CASE("labels interleaved with other fields", "[rw1]") {
   std::vector<LabelView> sorted = {{"a", "1"}, {"b", "2"}};
   WriteRequestEncoder enc;
   enc.AddSeries(sorted, s);
+  std::string fields;
+  WriteRequestEncoder::AppendLabelFields(sorted, &fields);
+  WriteRequestEncoder enc_fields;
+  enc_fields.AddSeriesWithLabelFields(fields, s);
+  CHECK(enc_fields.bytes() == enc.bytes());
   // Labels move to the front; samples and the unknown field keep their order.
   const std::string want_series = Bytes()
                                       .Len(1, LabelMsg("a", "1"))
