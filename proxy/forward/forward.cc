@@ -246,7 +246,7 @@ struct DestinationSender::Impl {
     HttpClient client;
     std::thread thread;
     Backoff backoff{absl::Milliseconds(30), absl::Seconds(5), 0};
-    std::vector<std::string_view> parts;  // the batch's payloads
+    std::vector<wire::SnappyPart> parts;  // the batch's payloads
     wire::ByteBuffer compressed;          // request body
   };
 
@@ -385,11 +385,13 @@ void DestinationSender::Impl::SendBatch(
   uint64_t samples = 0;
   shard.parts.clear();
   for (const auto& r : records) {
-    shard.parts.push_back(r->payload);
+    shard.parts.push_back({r->payload, r->compressed});
     samples += r->samples;
   }
-  // The payloads are compressed where the queue holds them: no batch copy.
-  wire::SnappyCompressParts(shard.parts, &shard.compressed);
+  // One body from the records where the queue holds them: compressed
+  // records (what the pipeline queues) are joined element for element,
+  // others compressed in place.
+  wire::SnappyJoin(shard.parts, &shard.compressed);
   SendCompressed(shard, records.size(), samples);
   shard.compressed.ShrinkTo(kMaxRetainedBodyBytes);
 }

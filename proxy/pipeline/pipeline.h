@@ -3,8 +3,8 @@
 // decode -> request limits -> per series: global relabel -> per destination:
 // write_relabel_configs -> forbidden-label guard -> re-encode (byte-identical
 // when the labels did not change) into the shard picked by a stable hash of
-// the final labels -> records of at most max_samples_per_send samples ->
-// Queue::Append.
+// the final labels, snappy-compressed block by block as it grows -> records
+// (snappy blocks) of at most max_samples_per_send samples -> Queue::Append.
 //
 // Status codes (the server maps them to HTTP):
 //   OutOfRange         413  body/decompressed size or series count over a limit

@@ -79,8 +79,13 @@ uint64_t Get64(const char* p) {
   return v;
 }
 
+// The top bit of the length word marks a compressed payload; payloads are
+// at most kMaxPayloadBytes (2^30), so the bit was always 0 before.
+constexpr uint32_t kCompressedFlag = uint32_t{1} << 31;
+
 struct Header {
   uint32_t length = 0;
+  bool compressed = false;
   uint32_t samples = 0;
   uint32_t series = 0;
   int64_t enqueue_unix_nanos = 0;
@@ -89,7 +94,8 @@ struct Header {
 
 void EncodeHeader(const Record& r, char* out) {
   Put32(out, kRecordMagic);
-  Put32(out + 4, static_cast<uint32_t>(r.payload.size()));
+  Put32(out + 4, static_cast<uint32_t>(r.payload.size()) |
+                     (r.compressed ? kCompressedFlag : 0));
   Put32(out + 8, r.samples);
   Put32(out + 12, r.series);
   Put64(out + 16, static_cast<uint64_t>(r.enqueue_unix_nanos));
@@ -101,7 +107,9 @@ void EncodeHeader(const Record& r, char* out) {
 bool DecodeHeader(const char* p, Header* h) {
   if (Get32(p) != kRecordMagic) return false;
   if (Get32(p + 28) != Crc32c(p, 28)) return false;
-  h->length = Get32(p + 4);
+  const uint32_t length_word = Get32(p + 4);
+  h->length = length_word & ~kCompressedFlag;
+  h->compressed = (length_word & kCompressedFlag) != 0;
   h->samples = Get32(p + 8);
   h->series = Get32(p + 12);
   h->enqueue_unix_nanos = static_cast<int64_t>(Get64(p + 16));
@@ -823,6 +831,7 @@ absl::StatusOr<std::vector<Record>> DiskQueueImpl::Read(
         damaged_header = h;
         break;
       }
+      r.compressed = h.compressed;
       r.samples = h.samples;
       r.series = h.series;
       r.enqueue_unix_nanos = h.enqueue_unix_nanos;

@@ -8,7 +8,8 @@
 //   <dir>/LOCK                       flock()ed while the queue is open
 //
 // A record is a 32-byte header followed by its payload (little-endian):
-//   magic u32 | payload length u32 | samples u32 | series u32 |
+//   magic u32 | payload length u32 (top bit: payload is a snappy block) |
+//   samples u32 | series u32 |
 //   enqueue unix nanos i64 | CRC-32C(payload) u32 |
 //   CRC-32C(the 28 header bytes before it) u32
 // The header CRC tells a torn tail (valid header, payload cut short) from a

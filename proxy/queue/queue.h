@@ -15,11 +15,16 @@
 
 namespace promrelay::queue {
 
-// One unit of queued work: an uncompressed RW1 WriteRequest. Concatenating
-// the payloads of several records is itself a valid WriteRequest (protobuf
-// repeated fields concatenate), which is how the sender batches them.
+// One unit of queued work: an RW1 WriteRequest, uncompressed or as a
+// snappy block. The WriteRequests of several records concatenated are
+// themselves a valid WriteRequest (protobuf repeated fields concatenate),
+// which is how the sender batches them; snappy blocks join without
+// recompression (wire::SnappyJoin).
 struct Record {
   std::string payload;
+  // True: payload is the snappy block of the WriteRequest (what the
+  // pipeline queues: a queue then holds and writes about 8x fewer bytes).
+  bool compressed = false;
   uint32_t samples = 0;  // samples + native histograms in payload
   uint32_t series = 0;
   // 0 means "now": Append() stamps it. Drives batch_deadline and
@@ -33,8 +38,9 @@ struct Record {
 using SharedRecord = std::shared_ptr<const Record>;
 
 struct Stats {
-  // Bytes counted against max_bytes. Memory: payload bytes. Disk: encoded
-  // record bytes (header + payload) between the read position and the end.
+  // Bytes counted against max_bytes. Memory: payload bytes (compressed
+  // where the record is). Disk: encoded record bytes (header + payload)
+  // between the read position and the end.
   uint64_t bytes = 0;
   uint64_t records = 0;
   uint64_t samples = 0;

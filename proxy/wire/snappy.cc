@@ -3,6 +3,7 @@
 #include <snappy-sinksource.h>
 #include <snappy.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -48,6 +49,17 @@ char* ByteBuffer::Prepare(size_t n) {
   }
   size_ = 0;
   return data_.get();
+}
+
+char* ByteBuffer::AppendRoom(size_t n) {
+  if (size_ + n > capacity_) {
+    const size_t capacity = std::max(size_ + n, capacity_ + capacity_ / 2);
+    std::unique_ptr<char[]> grown(new char[capacity]);
+    if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
+    data_ = std::move(grown);
+    capacity_ = capacity;
+  }
+  return data_.get() + size_;
 }
 
 void ByteBuffer::ShrinkTo(size_t max_capacity) {
@@ -97,24 +109,70 @@ char* PutVarint32(char* p, uint32_t v) {
   return p;
 }
 
+// Compresses `in` at `p` (which has MaxPartLength(in.size()) bytes of
+// room), without the preamble; returns the end of what was written.
+char* CompressElementsAt(std::string_view in, char* p) {
+  if (in.empty()) return p;
+  snappy::ByteArraySource source(in.data(), in.size());
+  InPlaceSink sink(p);
+  snappy::Compress(&source, &sink);
+  return sink.pos();
+}
+
+// The elements of a snappy block: what follows its length preamble.
+std::string_view ElementsOf(std::string_view block, size_t* length) {
+  uint64_t v = 0;
+  size_t i = 0;
+  for (int shift = 0; i < block.size() && i < 5; shift += 7) {
+    const auto byte = static_cast<unsigned char>(block[i++]);
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if (byte < 0x80) break;
+  }
+  *length = static_cast<size_t>(v);
+  return block.substr(i);
+}
+
 }  // namespace
 
-void SnappyCompressParts(absl::Span<const std::string_view> parts,
-                         ByteBuffer* out) {
+void SnappyAppendElements(std::string_view in, ByteBuffer* elements) {
+  char* p = elements->AppendRoom(MaxPartLength(in.size()));
+  elements->Commit(static_cast<size_t>(CompressElementsAt(in, p) - p));
+}
+
+void SnappyFinishBlock(size_t uncompressed_length, std::string_view elements,
+                       std::string* out) {
+  char preamble[5];
+  const char* end =
+      PutVarint32(preamble, static_cast<uint32_t>(uncompressed_length));
+  out->reserve(static_cast<size_t>(end - preamble) + elements.size());
+  out->assign(preamble, static_cast<size_t>(end - preamble));
+  out->append(elements);
+}
+
+void SnappyJoin(absl::Span<const SnappyPart> parts, ByteBuffer* out) {
   size_t total = 0, room = 5;  // 5: the longest 32-bit varint
-  for (std::string_view part : parts) {
-    total += part.size();
-    room += MaxPartLength(part.size());
+  for (const SnappyPart& part : parts) {
+    if (part.compressed) {
+      size_t n = 0;
+      room += ElementsOf(part.bytes, &n).size();
+      total += n;
+    } else {
+      total += part.bytes.size();
+      room += MaxPartLength(part.bytes.size());
+    }
   }
   char* const start = out->Prepare(room);
   // Snappy's length preamble is a 32-bit varint; so is ours.
   char* p = PutVarint32(start, static_cast<uint32_t>(total));
-  for (std::string_view part : parts) {
-    if (part.empty()) continue;
-    snappy::ByteArraySource source(part.data(), part.size());
-    InPlaceSink sink(p);
-    snappy::Compress(&source, &sink);
-    p = sink.pos();
+  for (const SnappyPart& part : parts) {
+    if (part.compressed) {
+      size_t n = 0;
+      const std::string_view elements = ElementsOf(part.bytes, &n);
+      if (!elements.empty()) std::memcpy(p, elements.data(), elements.size());
+      p += elements.size();
+    } else {
+      p = CompressElementsAt(part.bytes, p);
+    }
   }
   out->set_size(static_cast<size_t>(p - start));
 }

@@ -34,6 +34,11 @@ class ByteBuffer {
   // the start; set the size with set_size() afterwards.
   char* Prepare(size_t n);
   void set_size(size_t n) { size_ = n; }
+  // Room for `n` more bytes after the current contents (kept), returned
+  // for writing; Commit() then adds what was written to the size.
+  char* AppendRoom(size_t n);
+  void Commit(size_t n) { size_ += n; }
+  void clear() { size_ = 0; }
   // Frees the memory when the capacity is above `max_capacity`, so one
   // unusually large batch does not pin its buffer for good.
   void ShrinkTo(size_t max_capacity);
@@ -44,14 +49,37 @@ class ByteBuffer {
   size_t capacity_ = 0;
 };
 
-// Compresses the concatenation of `parts` into *out as one snappy block,
-// without first copying the parts together. Each part is compressed on its
-// own and their element streams are joined under one length preamble: the
-// format allows it (a copy element only reaches back into output already
-// produced), and snappy compresses in independent 64 KiB blocks anyway, so
-// the result is about as small as compressing the concatenation.
-void SnappyCompressParts(absl::Span<const std::string_view> parts,
-                         ByteBuffer* out);
+// A snappy block is a length preamble and a stream of elements; a copy
+// element only reaches back into output already produced. So element
+// streams compressed on their own can be joined under one preamble that
+// declares their total length, and since snappy compresses in independent
+// 64 KiB blocks anyway, the result is about as small as compressing the
+// concatenation (identical when the parts are whole 64 KiB blocks).
+
+// Snappy's block size: compressing the input in pieces of this size (and
+// one last shorter one) gives the same elements as compressing it whole.
+inline constexpr size_t kSnappyBlockSize = size_t{1} << 16;
+
+// Compresses `in` and appends its element stream (no preamble) to *elements.
+void SnappyAppendElements(std::string_view in, ByteBuffer* elements);
+
+// *out = a snappy block of `uncompressed_length` bytes with these elements.
+void SnappyFinishBlock(size_t uncompressed_length, std::string_view elements,
+                       std::string* out);
+
+// One part of a body being joined: uncompressed bytes, or a whole snappy
+// block (preamble included).
+struct SnappyPart {
+  std::string_view bytes;
+  bool compressed = false;
+};
+
+// Writes into *out one snappy block of the concatenation of the parts'
+// uncompressed contents: compressed parts are copied element for element,
+// the others compressed where they lie. A compressed part must be a valid
+// snappy block (the sender only joins what the pipeline made); its
+// declared length is trusted.
+void SnappyJoin(absl::Span<const SnappyPart> parts, ByteBuffer* out);
 
 }  // namespace promrelay::wire
 

@@ -161,7 +161,7 @@ TEST_CASE("without rules the output is the input byte for byte") {
   REQUIRE(f.pipeline->Ingest(testing::Compress(raw)).ok());
   const auto& q = *f.fakes["mirror"][0];
   REQUIRE(q.records.size() == 1);
-  CHECK(q.records[0].payload == raw);
+  CHECK(testing::RawPayload(q.records[0]) == raw);
   CHECK(q.records[0].samples == 8);
   CHECK(q.records[0].series == 5);
 }
@@ -205,7 +205,7 @@ TEST_CASE("records hold at most max_samples_per_send samples") {
   for (const auto& r : q.records) {
     if (r.series > 1) CHECK(r.samples <= 7);
     prometheus::WriteRequest got;
-    REQUIRE(got.ParseFromString(r.payload));
+    REQUIRE(got.ParseFromString(testing::RawPayload(r)));
     uint32_t samples = 0;
     for (const auto& ts : got.timeseries()) samples += ts.samples_size();
     CHECK(samples == r.samples);

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +62,17 @@ inline std::string Get(const LabelPairs& labels, const std::string& name) {
 }
 
 // A queue that records appends and can be told to fail.
+// The WriteRequest a record holds. The pipeline queues snappy blocks; a
+// record that is not one is a test failure (throws).
+inline std::string RawPayload(const queue::Record& r) {
+  if (!r.compressed) throw std::runtime_error("record is not compressed");
+  std::string raw;
+  if (!wire::SnappyDecompress(r.payload, 1u << 30, &raw).ok()) {
+    throw std::runtime_error("record is not a valid snappy block");
+  }
+  return raw;
+}
+
 class FakeQueue : public queue::Queue {
  public:
   absl::Status Append(std::vector<queue::Record> records,
@@ -100,7 +112,7 @@ class FakeQueue : public queue::Queue {
     std::vector<prometheus::TimeSeries> out;
     for (const auto& r : records) {
       prometheus::WriteRequest req;
-      if (!req.ParseFromString(r.payload))
+      if (!req.ParseFromString(RawPayload(r)))
         throw std::runtime_error("bad record");
       for (const auto& ts : req.timeseries()) out.push_back(ts);
     }
@@ -111,7 +123,7 @@ class FakeQueue : public queue::Queue {
     std::vector<prometheus::MetricMetadata> out;
     for (const auto& r : records) {
       prometheus::WriteRequest req;
-      req.ParseFromString(r.payload);
+      req.ParseFromString(RawPayload(r));
       for (const auto& m : req.metadata()) out.push_back(m);
     }
     return out;

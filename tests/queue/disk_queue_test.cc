@@ -161,6 +161,29 @@ TEST_CASE("disk: reopen replays exactly the uncommitted records") {
   }
 }
 
+TEST_CASE("disk: the compressed flag survives a reopen") {
+  TempDir dir;
+  auto o = Opts(dir.Sub("q"));
+  {
+    auto q = Open(o);
+    for (int i = 0; i < 4; ++i) {
+      Record r = MakeRecord(Rec(i), i + 1);
+      r.compressed = i % 2 == 1;
+      REQUIRE(q->Append(One(std::move(r)), nullptr).ok());
+    }
+  }
+  auto q = Open(o);
+  CHECK_FALSE(q->recovery().damaged());
+  auto r = q->Read(100, absl::ZeroDuration(), absl::ZeroDuration());
+  REQUIRE(r->size() == 4);
+  for (int i = 0; i < 4; ++i) {
+    INFO("record " << i);
+    CHECK((*r)[i].compressed == (i % 2 == 1));
+    CHECK((*r)[i].payload == Rec(i));  // the flag is not part of the length
+    CHECK((*r)[i].samples == static_cast<uint32_t>(i + 1));
+  }
+}
+
 TEST_CASE("disk: restarts keep numbering segments upwards, nothing lost") {
   TempDir dir;
   auto o = Opts(dir.Sub("q"));

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -143,10 +144,25 @@ std::vector<std::string_view> Split(std::string_view in,
   return parts;
 }
 
-void CheckParts(const std::string& in, std::vector<size_t> cuts,
-                ByteBuffer* out) {
-  const std::vector<std::string_view> parts = Split(in, cuts);
-  SnappyCompressParts(parts, out);
+// Which parts CheckParts hands to SnappyJoin already compressed.
+enum class Given { kRaw, kCompressed, kMixed };
+
+void CheckJoin(const std::string& in, std::vector<size_t> cuts, ByteBuffer* out,
+               Given given) {
+  const std::vector<std::string_view> raw = Split(in, cuts);
+  std::vector<std::string> blocks(raw.size());
+  std::vector<SnappyPart> parts;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const bool compress =
+        given == Given::kCompressed || (given == Given::kMixed && i % 2 == 1);
+    if (compress) {
+      SnappyCompress(raw[i], &blocks[i]);
+      parts.push_back({blocks[i], true});
+    } else {
+      parts.push_back({raw[i], false});
+    }
+  }
+  SnappyJoin(parts, out);
   // Exactly-sized copy: ASan catches a reader that runs past the end.
   ExactBuffer compressed(out->view());
   REQUIRE(snappy::IsValidCompressedBuffer(compressed.view().data(),
@@ -163,6 +179,14 @@ void CheckParts(const std::string& in, std::vector<size_t> cuts,
   std::string whole;
   SnappyCompress(in, &whole);
   CHECK(out->size() <= whole.size() + 16 * parts.size() + in.size() / 100);
+}
+
+void CheckParts(const std::string& in, std::vector<size_t> cuts,
+                ByteBuffer* out) {
+  for (Given given : {Given::kRaw, Given::kCompressed, Given::kMixed}) {
+    INFO("given " << static_cast<int>(given));
+    CheckJoin(in, cuts, out, given);
+  }
 }
 
 TEST_CASE("snappy: compressing parts equals the concatenation", "[snappy]") {
@@ -211,6 +235,44 @@ TEST_CASE("snappy: compressing parts equals the concatenation", "[snappy]") {
     CHECK(out.capacity() == 0);
     CheckParts("again", {}, &out);
   }
+}
+
+TEST_CASE("snappy: elements appended per 64 KiB block equal one block",
+          "[snappy]") {
+  const std::string text = RandomText(300000, 8);
+  const std::string noise = RandomBytes(140000, 9);
+  for (const std::string& in : {text, noise, text.substr(0, 65536),
+                                text.substr(0, 1000), std::string()}) {
+    INFO("size " << in.size());
+    ByteBuffer elements;
+    for (size_t at = 0; at < in.size(); at += kSnappyBlockSize) {
+      SnappyAppendElements(std::string_view(in).substr(at, kSnappyBlockSize),
+                           &elements);
+    }
+    std::string block;
+    SnappyFinishBlock(in.size(), elements.view(), &block);
+    std::string whole;
+    SnappyCompress(in, &whole);
+    CHECK(block == whole);  // byte for byte what libsnappy makes
+    std::string back;
+    REQUIRE(SnappyDecompress(block, in.size(), &back).ok());
+    CHECK(back == in);
+  }
+}
+
+TEST_CASE("ByteBuffer::AppendRoom keeps what was written", "[snappy]") {
+  ByteBuffer b;
+  std::string want;
+  for (int i = 0; i < 200; ++i) {
+    const std::string piece(static_cast<size_t>(i * 37 % 1000 + 1),
+                            static_cast<char>('a' + i % 26));
+    std::memcpy(b.AppendRoom(piece.size() + 100), piece.data(), piece.size());
+    b.Commit(piece.size());
+    want += piece;
+  }
+  CHECK(b.view() == want);
+  b.clear();
+  CHECK(b.size() == 0);
 }
 
 }  // namespace
