@@ -1285,7 +1285,8 @@ def segment_files(root):
 
 def segment_records(path):
     """[(header_offset, payload_offset, payload_len, samples, series)] of a
-    segment file, following the layout in proxy/queue/disk_queue.h."""
+    segment file, following the layout in proxy/queue/disk_queue.h (the
+    length word's top bit flags a compressed payload)."""
     import struct
     with open(path, "rb") as f:
         data = f.read()
@@ -1296,6 +1297,7 @@ def segment_records(path):
             pos = data.find(RECORD_MAGIC, pos + 1)
             continue
         length, samples, series = struct.unpack_from("<III", data, pos + 4)
+        length &= 0x7FFFFFFF
         if pos + RECORD_HEADER + length > len(data):
             break
         out.append((pos, pos + RECORD_HEADER, length, samples, series))

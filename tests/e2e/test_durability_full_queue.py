@@ -3,9 +3,9 @@
 back to a real vmagent, which keeps the data and resends it: nothing is lost
 end to end.
 
-VictoriaMetrics is down, so promrelay's small disk queue (4 MiB) fills; promrelay
-answers 429 (with Retry-After), vmagent keeps the rejected blocks in its own
-persistent queue and retries. When VictoriaMetrics returns, promrelay
+VictoriaMetrics is down, so promrelay's small disk queue (1 MiB of
+compressed records) fills; promrelay answers 429 (with Retry-After),
+vmagent keeps the rejected blocks in its own persistent queue and retries. When VictoriaMetrics returns, promrelay
 drains, accepts vmagent's retries, and VictoriaMetrics ends up with exactly
 what vmagent was given.
 """
@@ -26,8 +26,8 @@ def test_durability_full_queue():
             queue_config={"shards": 1, "max_samples_per_send": 2000,
                           "batch_send_deadline": "200ms", "min_backoff": "100ms",
                           "max_backoff": "1s"},
-            storage={"path": env.path("queue", "victoriametrics"), "max_bytes": "4MiB",
-                     "segment_bytes": "512KiB", "on_full": "reject", "fsync": "interval"})])
+            storage={"path": env.path("queue", "victoriametrics"), "max_bytes": "1MiB",
+                     "segment_bytes": "128KiB", "on_full": "reject", "fsync": "interval"})])
         relay = env.start_promrelay(config)
         agent = env.start_vmagent(relay.write_url)
         vm.stop()
