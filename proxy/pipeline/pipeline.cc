@@ -137,6 +137,7 @@ class RewriteCache {
     Clear();
     generation_ = generation;
   }
+  void Prefetch(const OutcomeCache::Key& key) const { map_.prefetch(key); }
   const Entry* Find(const OutcomeCache::Key& key) const {
     auto it = map_.find(key);
     return it == map_.end() ? nullptr : &it->second;
@@ -186,6 +187,7 @@ struct Scratch {
   std::vector<uint8_t> known;
   std::vector<uint64_t> outcomes;
   std::vector<const RewriteCache::Entry*> rewrites;
+  std::vector<size_t> rewritten_known;  // series to look up in rewrite_cache
   RewriteCache rewrite_cache;
   RewriteCache::Entry new_rewrite;
   // Entries learned during a request, added to rewrite_cache after it (an
@@ -457,13 +459,20 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       }
       if (!cache->Lookup(s.keys[i], &s.outcomes[i])) continue;
       if (OutcomeCache::AnyRewritten(s.outcomes[i], ndests)) {
-        // Known, but its new labels are in another thread's cache: this
-        // thread relabels it once.
-        s.rewrites[i] = s.rewrite_cache.Find(s.keys[i]);
-        if (s.rewrites[i] == nullptr) continue;
+        // Its new labels are looked up below, once all are prefetched.
+        s.rewrite_cache.Prefetch(s.keys[i]);
+        s.rewritten_known.push_back(i);
+        continue;
       }
       s.known[i] = 1;
     }
+    for (size_t i : s.rewritten_known) {
+      // Known, but when its new labels are in another thread's cache only,
+      // this thread relabels it once.
+      s.rewrites[i] = s.rewrite_cache.Find(s.keys[i]);
+      s.known[i] = s.rewrites[i] != nullptr ? 1 : 0;
+    }
+    s.rewritten_known.clear();
   }
   for (size_t i = 0; i < nseries; ++i) {
     if (s.known[i]) continue;

@@ -502,6 +502,17 @@ class Parser {
     bool interleaved = false;
     uint32_t num_labels = 0;
     uint32_t samples = 0, exemplars = 0, histograms = 0;
+    if (labels == nullptr) {
+      // Skeleton: step over the leading run of labels with one-byte
+      // lengths (nearly every label) without the general loop; what it
+      // accepts is exactly what the loop below would.
+      while (end - p >= 2 && p[0] == Tag(1, kWireLen) && p[1] < 0x80 &&
+             static_cast<size_t>(end - p) >= size_t{2} + p[1]) {
+        p += 2 + p[1];
+        ++num_labels;
+      }
+      rest = p;
+    }
     while (p < end) {
       const Ptr field_start = p;
       uint32_t tag = 0;
