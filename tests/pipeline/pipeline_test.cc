@@ -62,6 +62,13 @@ struct Fixture {
     return registry.AddCounter(name, "", {"destination"}).With(labels).Value();
   }
 
+  double CacheHits() {
+    return registry
+        .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
+        .With({"hit"})
+        .Value();
+  }
+
   uint64_t capacity = 0;
   std::shared_ptr<config::Config> config;
   metrics::Registry registry;
@@ -376,15 +383,44 @@ TEST_CASE("malformed bodies are InvalidArgument") {
   CHECK(f.fakes["grafana-cloud"][0]->append_calls == 0);
 }
 
-TEST_CASE("forbidden-label guard withholds and counts") {
+std::vector<std::string> Payloads(const FakeQueue& q) {
+  std::vector<std::string> out;
+  for (const auto& r : q.records) out.push_back(r.payload);
+  return out;
+}
+
+// A config with one destination of `shards` shards and these rules.
+std::shared_ptr<config::Config> OneDestination(
+    const std::string& name, int shards, relabel::RuleSet rules,
+    std::vector<std::string> forbidden = {}) {
   auto cfg = std::make_shared<config::Config>();
   config::Destination d;
-  d.name = "guarded";
-  d.queue_config.shards = 1;
-  // A rule that forgets to drop service_id.
-  d.write_relabel_configs = testing::Rules({testing::LabelDrop("project_id")});
-  d.forbidden_labels = {"project_id", "service_id"};
+  d.name = name;
+  d.queue_config.shards = shards;
+  d.write_relabel_configs = std::move(rules);
+  d.forbidden_labels = std::move(forbidden);
   cfg->remote_write.push_back(std::move(d));
+  return cfg;
+}
+
+// A fake queue that got the same request `rounds` times got the same
+// records each time, byte for byte.
+void CheckRoundsIdentical(const FakeQueue& q, size_t rounds) {
+  const std::vector<std::string> payloads = Payloads(q);
+  REQUIRE(payloads.size() % rounds == 0);
+  const size_t per_round = payloads.size() / rounds;
+  for (size_t round = 1; round < rounds; ++round) {
+    for (size_t i = 0; i < per_round; ++i) {
+      CHECK(payloads[round * per_round + i] == payloads[i]);
+    }
+  }
+}
+
+TEST_CASE("forbidden-label guard withholds and counts") {
+  // A rule that forgets to drop service_id.
+  auto cfg = OneDestination("guarded", 1,
+                            testing::Rules({testing::LabelDrop("project_id")}),
+                            {"project_id", "service_id"});
   Fixture f(cfg);
   prometheus::WriteRequest req;
   AddSeries(&req, {{"__name__", "a"}, {"project_id", "p"}}, 2);
@@ -569,12 +605,6 @@ TEST_CASE("Update needs queues for every destination") {
 namespace promrelay::pipeline {
 namespace {
 
-std::vector<std::string> Payloads(const FakeQueue& q) {
-  std::vector<std::string> out;
-  for (const auto& r : q.records) out.push_back(r.payload);
-  return out;
-}
-
 TEST_CASE("a repeated request takes the cache and gives the same output") {
   Fixture a(testing::StarformConfig(3, 2));
   Fixture b(testing::StarformConfig(3, 2));
@@ -584,11 +614,7 @@ TEST_CASE("a repeated request takes the cache and gives the same output") {
   REQUIRE(a.pipeline->Ingest(Body(req)).ok());
   REQUIRE(a.pipeline->Ingest(Body(req)).ok());
   REQUIRE(b.pipeline->Ingest(Body(req)).ok());
-  const double hits =
-      a.registry
-          .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
-          .With({"hit"})
-          .Value();
+  const double hits = a.CacheHits();
   // All 5 series come from the cache the second time, including the
   // shuttle and kube-state-metrics ones whose tenant labels grafana-cloud's
   // labeldrop removes (their new labels are kept encoded).
@@ -637,10 +663,7 @@ TEST_CASE("cached outcomes: guard and global drop") {
   CHECK(f.Counter("promrelay_dropped_samples_total",
                   {"guarded", "forbidden_label"}) == 9);
   CHECK(f.Counter("promrelay_queued_samples_total", {"guarded"}) == 12);
-  CHECK(f.registry
-            .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
-            .With({"hit"})
-            .Value() == 6);
+  CHECK(f.CacheHits() == 6);
 }
 
 TEST_CASE("a new config starts with an empty cache") {
@@ -666,13 +689,8 @@ TEST_CASE("a new config starts with an empty cache") {
 }
 
 TEST_CASE("rewritten labels are cached per config") {
-  auto drop_project = std::make_shared<config::Config>();
-  config::Destination d;
-  d.name = "d";
-  d.queue_config.shards = 2;
-  d.write_relabel_configs = testing::Rules({testing::LabelDrop("project_id")});
-  drop_project->remote_write.push_back(d);
-  Fixture f(drop_project);
+  Fixture f(OneDestination("d", 2,
+                           testing::Rules({testing::LabelDrop("project_id")})));
   prometheus::WriteRequest req;
   for (int i = 0; i < 20; ++i) {
     AddSeries(&req,
@@ -684,10 +702,7 @@ TEST_CASE("rewritten labels are cached per config") {
   for (int round = 0; round < 3; ++round) {
     REQUIRE(f.pipeline->Ingest(Body(req)).ok());
   }
-  CHECK(f.registry
-            .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
-            .With({"hit"})
-            .Value() == 40);
+  CHECK(f.CacheHits() == 40);
   auto series = f.Series("d");
   REQUIRE(series.size() == 60);
   for (const auto& ts : series) {
@@ -695,23 +710,17 @@ TEST_CASE("rewritten labels are cached per config") {
     CHECK(testing::Get(LabelsOf(ts), "service_id") == "s");
   }
   // Every round, cached or not, wrote the same bytes to the same shards.
-  for (const auto& q : f.fakes["d"]) {
-    auto payloads = Payloads(*q);
-    REQUIRE(payloads.size() % 3 == 0);
-    const size_t per_round = payloads.size() / 3;
-    for (size_t i = 0; i < per_round; ++i) {
-      CHECK(payloads[per_round + i] == payloads[i]);
-      CHECK(payloads[2 * per_round + i] == payloads[i]);
-    }
-  }
+  for (const auto& q : f.fakes["d"]) CheckRoundsIdentical(*q, 3);
 
   // A reload that drops another label: no series may keep the old rewrite.
-  auto drop_service = std::make_shared<config::Config>();
-  d.write_relabel_configs = testing::Rules({testing::LabelDrop("service_id")});
-  drop_service->remote_write.push_back(d);
   std::vector<DestinationQueues> qs = {
       {"d", {f.fakes["d"][0], f.fakes["d"][1]}, 0}};
-  REQUIRE(f.pipeline->Update(drop_service, qs).ok());
+  REQUIRE(f.pipeline
+              ->Update(OneDestination(
+                           "d", 2,
+                           testing::Rules({testing::LabelDrop("service_id")})),
+                       qs)
+              .ok());
   for (auto& q : f.fakes["d"]) q->records.clear();
   for (int round = 0; round < 2; ++round) {
     REQUIRE(f.pipeline->Ingest(Body(req)).ok());
@@ -737,10 +746,7 @@ TEST_CASE("a thread without another thread's rewrite relabels that series") {
   REQUIRE(f.pipeline->Ingest(Body(req)).ok());
   // Round 1: no hits; round 2 (other thread): the 3 unchanged series, the
   // 2 rewritten ones relabeled; round 3: all 5.
-  CHECK(f.registry
-            .AddCounter("promrelay_series_cache_lookups_total", "", {"result"})
-            .With({"hit"})
-            .Value() == 8);
+  CHECK(f.CacheHits() == 8);
   for (const auto& ts : f.Series("grafana-cloud")) {
     CHECK(testing::Get(LabelsOf(ts), "project_id").empty());
     CHECK(testing::Get(LabelsOf(ts), "service_id").empty());
@@ -748,15 +754,7 @@ TEST_CASE("a thread without another thread's rewrite relabels that series") {
   }
   CHECK(f.Series("grafana-cloud").size() == 3 * 3);
   for (const char* dest : {"grafana-cloud", "victoriametrics"}) {
-    for (const auto& q : f.fakes[dest]) {
-      auto payloads = Payloads(*q);
-      REQUIRE(payloads.size() % 3 == 0);
-      const size_t per_round = payloads.size() / 3;
-      for (size_t i = 0; i < per_round; ++i) {
-        CHECK(payloads[per_round + i] == payloads[i]);
-        CHECK(payloads[2 * per_round + i] == payloads[i]);
-      }
-    }
+    for (const auto& q : f.fakes[dest]) CheckRoundsIdentical(*q, 3);
   }
 }
 
