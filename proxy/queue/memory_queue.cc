@@ -9,21 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proxy/queue/queue.h"
+#include "proxy/queue/wait_until.h"
 
 namespace promrelay::queue {
 namespace {
 
-// Waits on `cv` until `t` (absl time: the records' enqueue times are wall
-// clock). std primitives rather than absl::Mutex so ThreadSanitizer, which
-// cannot see inside the prebuilt abseil, checks this code.
-void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-               absl::Time t) {
-  if (t == absl::InfiniteFuture()) {
-    cv.wait(lock);
-  } else {
-    cv.wait_until(lock, absl::ToChronoTime(t));
-  }
-}
+using internal::WaitUntil;
 
 class MemoryQueue final : public Queue {
  public:
