@@ -415,13 +415,11 @@ void PrintConfigErrors(const std::string& path,
   }
 }
 
+// What a reload cannot change: the listener (the certificate files can).
 bool SameListener(const config::ServerConfig& a,
                   const config::ServerConfig& b) {
-  const bool tls_same = a.tls.has_value() == b.tls.has_value() &&
-                        (!a.tls || (a.tls->cert_file == b.tls->cert_file &&
-                                    a.tls->key_file == b.tls->key_file));
   return a.listen_address == b.listen_address && a.io_threads == b.io_threads &&
-         tls_same;
+         a.tls.has_value() == b.tls.has_value();
 }
 
 // "0s" (the default) turns watching off; anything else must be at least
@@ -538,15 +536,23 @@ class LoadedConfig {
 // file that was put back to what is running, so
 // promrelay_config_last_reload_successful does not stay 0 for a config that
 // is fine.
+//
+// It also watches the files `tls_files` names (the server certificate and
+// key of the running config): when their content changes (cert-manager
+// renewing a Secret), it reloads, which loads the new certificate.
 class ConfigWatcher {
  public:
   ConfigWatcher(std::string path, absl::Duration interval,
                 const LoadedConfig* loaded,
-                std::function<absl::Status()> reload)
+                std::function<absl::Status()> reload,
+                std::function<std::vector<std::string>()> tls_files)
       : path_(std::move(path)),
         interval_(interval),
         loaded_(loaded),
-        reload_(std::move(reload)) {}
+        reload_(std::move(reload)),
+        tls_files_(std::move(tls_files)) {
+    tls_seen_ = TlsFingerprint();
+  }
   ~ConfigWatcher() { Stop(); }
   ConfigWatcher(const ConfigWatcher&) = delete;
   ConfigWatcher& operator=(const ConfigWatcher&) = delete;
@@ -581,7 +587,24 @@ class ConfigWatcher {
     }
   }
 
+  // SHA-256 of each TLS file, joined ("" for one that cannot be read).
+  std::string TlsFingerprint() const {
+    std::string out;
+    for (const std::string& file : tls_files_()) {
+      absl::StatusOr<std::string> sha = FileSha256(file);
+      absl::StrAppend(&out, sha.ok() ? *sha : "", ";");
+    }
+    return out;
+  }
+
   void Check() {
+    const std::string tls = TlsFingerprint();
+    if (tls != tls_seen_) {
+      tls_seen_ = tls;
+      logging::Info("server TLS certificate or key changed; reloading");
+      reload_().IgnoreError();  // logged by the runtime
+      return;
+    }
     absl::StatusOr<std::string> sha = FileSha256(path_);
     if (!sha.ok()) {
       // Once per distinct error: a file that stays missing is not news
@@ -615,7 +638,9 @@ class ConfigWatcher {
   const absl::Duration interval_;
   const LoadedConfig* loaded_;
   const std::function<absl::Status()> reload_;
+  const std::function<std::vector<std::string>()> tls_files_;
   std::string last_read_error_;  // only the watcher thread uses it
+  std::string tls_seen_;         // only the watcher thread uses it
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -720,22 +745,45 @@ int RunProxy(const std::vector<std::string>& args) {
   // One path for SIGHUP, POST /-/reload and the file watcher; they may race
   // (signal thread, HTTP threads, watcher thread), hence the mutex.
   std::mutex reload_mu;
+  server::Server* http_server = nullptr;  // set once it has started
+  metrics::Gauge* reload_successful =
+      &registry->AddGauge("promrelay_config_last_reload_successful", "")
+           .With({});
   auto reload = [&runtime, &path, &reload_mu, &loaded_config, orphan_gauge,
-                 listener = cfg->server]() {
+                 &http_server, reload_successful, listener = cfg->server]() {
     std::lock_guard<std::mutex> lock(reload_mu);
     absl::StatusOr<std::string> sha = FileSha256(path);
     absl::Status r = runtime.Reload(path);
-    if (r.ok()) {
-      loaded_config.Loaded(sha.ok() ? *sha : "");
-      auto now = runtime.config();
-      if (!SameListener(listener, now->server)) {
-        logging::Warn(
-            "server.listen_address, io_threads and tls apply after a restart");
-      }
-      ReportOrphanQueues(*now, orphan_gauge);
-    } else {
+    if (!r.ok()) {
       loaded_config.Failed(sha.ok() ? *sha : "");
+      return r;
     }
+    auto now = runtime.config();
+    if (!SameListener(listener, now->server)) {
+      logging::Warn(
+          "server.listen_address, io_threads and turning tls on or off apply "
+          "after a restart");
+    }
+    ReportOrphanQueues(*now, orphan_gauge);
+    // The certificate files are read again on every reload, so a renewed
+    // certificate is picked up without a restart.
+    absl::Status tls = http_server != nullptr
+                           ? http_server->ReloadTls(now->server)
+                           : absl::OkStatus();
+    if (!tls.ok()) {
+      logging::Error(
+          "the configuration is applied, but the server TLS "
+          "certificate was not reloaded (the old one stays in use)",
+          {{"err", tls}});
+      loaded_config.Failed(sha.ok() ? *sha : "");
+      reload_successful->Set(0);
+      return absl::Status(
+          tls.code(),
+          absl::StrCat("configuration applied, but the server TLS certificate "
+                       "was not reloaded: ",
+                       tls.message()));
+    }
+    loaded_config.Loaded(sha.ok() ? *sha : "");
     return r;
   };
 
@@ -752,10 +800,22 @@ int RunProxy(const std::vector<std::string>& args) {
     return kExitFailure;
   }
 
+  {
+    std::lock_guard<std::mutex> lock(reload_mu);
+    http_server = &server;
+  }
+
   std::unique_ptr<ConfigWatcher> watcher;
   if (watch_interval > absl::ZeroDuration()) {
-    watcher = std::make_unique<ConfigWatcher>(path, watch_interval,
-                                              &loaded_config, reload);
+    watcher = std::make_unique<ConfigWatcher>(
+        path, watch_interval, &loaded_config, reload, [&runtime] {
+          std::vector<std::string> files;
+          const auto now = runtime.config();
+          if (now->server.tls) {
+            files = {now->server.tls->cert_file, now->server.tls->key_file};
+          }
+          return files;
+        });
     watcher->Start();
   }
 

@@ -301,8 +301,12 @@ class Session : public SessionBase,
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
  public:
-  Session(std::shared_ptr<Shared> shared, Stream stream, std::string peer)
+  // `tls_context` (TLS sessions) is the context the stream was made from:
+  // held so a certificate reload cannot free it under the connection.
+  Session(std::shared_ptr<Shared> shared, Stream stream, std::string peer,
+          std::shared_ptr<asio::ssl::context> tls_context = nullptr)
       : shared_(std::move(shared)),
+        tls_context_(std::move(tls_context)),
         stream_(std::move(stream)),
         peer_(std::move(peer)) {
     shared_->connections->Add(1);
@@ -643,6 +647,7 @@ class Session : public SessionBase,
   }
 
   std::shared_ptr<Shared> shared_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // outlives stream_
   Stream stream_;
   std::string peer_;
   beast::flat_buffer buffer_;
@@ -660,9 +665,44 @@ class Session : public SessionBase,
 
 }  // namespace
 
+// A server TLS context with the certificate chain and key from these files.
+absl::StatusOr<std::shared_ptr<asio::ssl::context>> LoadServerTls(
+    const config::ServerTls& files) {
+  auto ctx =
+      std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  beast::error_code ec;
+  ctx->set_options(
+      asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+          asio::ssl::context::no_tlsv1_1,
+      ec);
+  ctx->use_certificate_chain_file(files.cert_file, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("server.tls.cert_file: cannot load \"", files.cert_file,
+                     "\": ", ec.message()));
+  }
+  // OpenSSL also refuses a key that does not belong to the certificate
+  // ("key values mismatch"), which would fail every handshake.
+  ctx->use_private_key_file(files.key_file, asio::ssl::context::pem, ec);
+  if (ec) {
+    // The key's contents never appear in the message.
+    return absl::InvalidArgumentError(
+        absl::StrCat("server.tls.key_file: cannot load \"", files.key_file,
+                     "\": ", ec.message()));
+  }
+  return ctx;
+}
+
 struct Server::Impl {
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
-  std::optional<asio::ssl::context> ssl;
+  // The TLS context new connections use; replaced by ReloadTls().
+  mutable std::mutex tls_mu;
+  std::shared_ptr<asio::ssl::context> tls;
+  std::shared_ptr<asio::ssl::context> Tls() const {
+    std::lock_guard<std::mutex> lock(tls_mu);
+    return tls;
+  }
   // Declared after what the handlers use, so it is destroyed first.
   asio::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
@@ -697,12 +737,13 @@ struct Server::Impl {
       if (!opt_ec) {
         peer = absl::StrCat(remote.address().to_string(), ":", remote.port());
       }
-      if (ssl) {
+      if (std::shared_ptr<asio::ssl::context> tls_context = Tls()) {
         auto s =
             std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
                 shared,
-                beast::ssl_stream<beast::tcp_stream>(std::move(socket), *ssl),
-                std::move(peer));
+                beast::ssl_stream<beast::tcp_stream>(std::move(socket),
+                                                     *tls_context),
+                std::move(peer), tls_context);
         s->Start();
       } else {
         auto s = std::make_shared<Session<beast::tcp_stream>>(
@@ -746,30 +787,31 @@ Server::Server(pipeline::Pipeline* pipeline, ServerOptions options)
 
 Server::~Server() { Stop(absl::Now()); }
 
+absl::Status Server::ReloadTls(const config::ServerConfig& config) {
+  Impl& impl = *impl_;
+  if (impl.Tls() == nullptr || !config.tls) {
+    // Turning TLS on or off needs a new listener.
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::shared_ptr<asio::ssl::context>> tls =
+      LoadServerTls(*config.tls);
+  if (!tls.ok()) return tls.status();
+  {
+    std::lock_guard<std::mutex> lock(impl.tls_mu);
+    impl.tls = *std::move(tls);
+  }
+  logging::Info("server TLS certificate loaded",
+                {{"cert_file", config.tls->cert_file}});
+  return absl::OkStatus();
+}
+
 absl::Status Server::Start(const config::ServerConfig& config) {
   Impl& impl = *impl_;
   if (config.tls) {
-    impl.ssl.emplace(asio::ssl::context::tls_server);
-    beast::error_code ec;
-    impl.ssl->set_options(
-        asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-            asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-            asio::ssl::context::no_tlsv1_1,
-        ec);
-    impl.ssl->use_certificate_chain_file(config.tls->cert_file, ec);
-    if (ec) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("server.tls.cert_file: cannot load \"",
-                       config.tls->cert_file, "\": ", ec.message()));
-    }
-    impl.ssl->use_private_key_file(config.tls->key_file,
-                                   asio::ssl::context::pem, ec);
-    if (ec) {
-      // The key's contents never appear in the message.
-      return absl::InvalidArgumentError(
-          absl::StrCat("server.tls.key_file: cannot load \"",
-                       config.tls->key_file, "\": ", ec.message()));
-    }
+    absl::StatusOr<std::shared_ptr<asio::ssl::context>> tls =
+        LoadServerTls(*config.tls);
+    if (!tls.ok()) return tls.status();
+    impl.tls = *std::move(tls);
   }
   absl::StatusOr<tcp::endpoint> ep =
       ResolveListen(impl.ioc, config.listen_address);

@@ -54,7 +54,8 @@ class Server {
  public:
   // `pipeline` must outlive the server. Limits and ingress credentials are
   // read from pipeline->config() on every request, so a reload applies them
-  // at once; listen_address, io_threads and tls apply at Start().
+  // at once; listen_address, io_threads and whether TLS is on apply at
+  // Start(); the certificate can be reloaded (ReloadTls).
   Server(pipeline::Pipeline* pipeline, ServerOptions options);
   // Stops at once if still running.
   ~Server();
@@ -65,6 +66,13 @@ class Server {
   // port), loads the TLS certificate if configured, and starts the I/O
   // threads (config.io_threads, 0 = one per core).
   absl::Status Start(const config::ServerConfig& config);
+
+  // Loads config.tls's certificate and key again: connections accepted
+  // from now on use them, open ones keep theirs. On error (unreadable
+  // file, key not matching the certificate) the old ones stay in use.
+  // Does nothing unless TLS was on at Start() and still is in `config`
+  // (turning it on or off needs a restart).
+  absl::Status ReloadTls(const config::ServerConfig& config);
 
   // The bound port (after Start).
   int port() const;

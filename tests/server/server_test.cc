@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include <openssl/x509.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -565,6 +566,72 @@ TEST_CASE("TLS listener") {
       failed = true;
     }
     CHECK(failed);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// The subject CN of the certificate a TLS handshake with the server shows.
+std::string ServedCommonName(int port, const std::string& ca_file) {
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(ca_file);
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+  beast::get_lowest_layer(stream).connect(
+      tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  stream.handshake(asio::ssl::stream_base::client);
+  X509* cert = SSL_get_peer_certificate(stream.native_handle());
+  REQUIRE(cert != nullptr);
+  char cn[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+                            sizeof cn);
+  X509_free(cert);
+  beast::error_code ec;
+  stream.shutdown(ec);
+  return cn;
+}
+
+TEST_CASE("the server certificate is reloaded without a restart") {
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("promrelay-server-tls-reload-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string cert = (dir / "cert.pem").string();
+  const std::string key = (dir / "key.pem").string();
+  auto make_cert = [&](const std::string& cn, const std::string& cert_out,
+                       const std::string& key_out) {
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + cn +
+        " -addext subjectAltName=IP:127.0.0.1 -keyout " + key_out + " -out " +
+        cert_out + " >/dev/null 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  };
+  make_cert("first", cert, key);
+  {
+    Fixture f(nullptr, config::ServerTls{cert, key});
+    const std::string first_ca = (dir / "first.pem").string();
+    std::filesystem::copy_file(cert, first_ca);
+    CHECK(ServedCommonName(f.server->port(), first_ca) == "first");
+
+    // A renewal: new files in place, then a reload.
+    make_cert("second", cert, key);
+    REQUIRE(f.server->ReloadTls(f.cfg->server).ok());
+    CHECK(ServedCommonName(f.server->port(), cert) == "second");
+
+    // A broken renewal (the key of another certificate) is refused and the
+    // served certificate stays.
+    const std::string other_cert = (dir / "other.pem").string();
+    const std::string other_key = (dir / "other-key.pem").string();
+    make_cert("third", other_cert, other_key);
+    config::ServerConfig mismatched = f.cfg->server;
+    mismatched.tls = config::ServerTls{cert, other_key};
+    absl::Status st = f.server->ReloadTls(mismatched);
+    CHECK(absl::IsInvalidArgument(st));
+    CHECK(st.message().find("server.tls.key_file") != absl::string_view::npos);
+    mismatched.tls = config::ServerTls{(dir / "missing.pem").string(), key};
+    st = f.server->ReloadTls(mismatched);
+    CHECK(st.message().find("server.tls.cert_file") != absl::string_view::npos);
+    CHECK(ServedCommonName(f.server->port(), cert) == "second");
   }
   std::filesystem::remove_all(dir);
 }
