@@ -300,11 +300,14 @@ struct DestinationSender::Impl {
   }
 
   void RunShard(Shard& shard);
-  // Sends one batch until it is delivered, dropped, or the sender aborts.
+  // Sends one Read()'s records, in as many requests as the uncompressed
+  // size bound needs, each until delivered, dropped, or the sender aborts.
   void SendBatch(Shard& shard, const std::vector<queue::SharedRecord>& records);
   // Sends shard.compressed (the batch of `records` records with `samples`
   // samples) until delivered, dropped, or the sender aborts.
-  void SendCompressed(Shard& shard, size_t records, uint64_t samples);
+  // True once the batch is committed (delivered, or dropped and counted);
+  // false when the sender aborted first.
+  bool SendCompressed(Shard& shard, size_t records, uint64_t samples);
   void CommitRecords(Shard& shard, size_t n);
 };
 
@@ -382,21 +385,37 @@ void DestinationSender::Impl::RunShard(Shard& shard) {
 
 void DestinationSender::Impl::SendBatch(
     Shard& shard, const std::vector<queue::SharedRecord>& records) {
-  uint64_t samples = 0;
-  shard.parts.clear();
-  for (const auto& r : records) {
-    shard.parts.push_back({r->payload, r->compressed});
-    samples += r->samples;
+  // Records are queued compressed, so a Read() bounded by queued bytes can
+  // hold far more than kMaxReadPayloadBytes of WriteRequest: send it in
+  // requests of at most that much uncompressed (receivers limit the
+  // decompressed size), each committed before the next goes out.
+  size_t begin = 0;
+  while (begin < records.size()) {
+    uint64_t samples = 0;
+    uint64_t raw_bytes = 0;
+    size_t end = begin;
+    shard.parts.clear();
+    for (; end < records.size(); ++end) {
+      const queue::Record& r = *records[end];
+      const uint64_t raw = r.compressed ? wire::SnappyDeclaredLength(r.payload)
+                                        : r.payload.size();
+      if (end > begin && raw_bytes + raw > queue::kMaxReadPayloadBytes) break;
+      raw_bytes += raw;
+      samples += r.samples;
+      shard.parts.push_back({r.payload, r.compressed});
+    }
+    // One body from the records where the queue holds them: compressed
+    // records (what the pipeline queues) are joined element for element,
+    // others compressed in place.
+    wire::SnappyJoin(shard.parts, &shard.compressed);
+    const bool done = SendCompressed(shard, end - begin, samples);
+    shard.compressed.ShrinkTo(kMaxRetainedBodyBytes);
+    if (!done) return;  // aborted: the rest stays queued, uncommitted
+    begin = end;
   }
-  // One body from the records where the queue holds them: compressed
-  // records (what the pipeline queues) are joined element for element,
-  // others compressed in place.
-  wire::SnappyJoin(shard.parts, &shard.compressed);
-  SendCompressed(shard, records.size(), samples);
-  shard.compressed.ShrinkTo(kMaxRetainedBodyBytes);
 }
 
-void DestinationSender::Impl::SendCompressed(Shard& shard, size_t records,
+bool DestinationSender::Impl::SendCompressed(Shard& shard, size_t records,
                                              uint64_t samples) {
   bool credentials_retried = false;
   std::shared_ptr<const Settings> s = CurrentSettings();
@@ -413,7 +432,7 @@ void DestinationSender::Impl::SendCompressed(Shard& shard, size_t records,
     absl::Time start = absl::Now();
     HttpResponse res = shard.client.Post(
         *s->endpoint, headers, shard.compressed.view(), s->remote_timeout);
-    if (res.error == HttpResponse::Error::kAborted) return;
+    if (res.error == HttpResponse::Error::kAborted) return false;
     duration->Observe(absl::ToDoubleSeconds(absl::Now() - start));
 
     std::string reason;
@@ -441,7 +460,7 @@ void DestinationSender::Impl::SendCompressed(Shard& shard, size_t records,
       }
       last_success->With({name}).Set(
           absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
-      return;
+      return true;
     }
     errors->With({name, reason}).Inc();
     up->With({name}).Set(0);
@@ -473,7 +492,7 @@ void DestinationSender::Impl::SendCompressed(Shard& shard, size_t records,
              {"body", absl::CHexEscape(res.body_prefix)},
              {"suppressed", suppressed}});
       }
-      return;
+      return true;
     }
 
     retries->Inc();
@@ -498,8 +517,9 @@ void DestinationSender::Impl::SendCompressed(Shard& shard, size_t records,
                      {"backoff", delay},
                      {"suppressed", suppressed}});
     }
-    if (!shard.client.Sleep(delay)) return;
+    if (!shard.client.Sleep(delay)) return false;
   }
+  return false;
 }
 
 absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(

@@ -134,6 +134,12 @@ std::string_view ElementsOf(std::string_view block, size_t* length) {
 
 }  // namespace
 
+size_t SnappyDeclaredLength(std::string_view block) {
+  size_t n = 0;
+  if (!snappy::GetUncompressedLength(block.data(), block.size(), &n)) return 0;
+  return n;
+}
+
 void SnappyAppendElements(std::string_view in, ByteBuffer* elements) {
   char* p = elements->AppendRoom(MaxPartLength(in.size()));
   elements->Commit(static_cast<size_t>(CompressElementsAt(in, p) - p));

@@ -60,6 +60,9 @@ class ByteBuffer {
 // one last shorter one) gives the same elements as compressing it whole.
 inline constexpr size_t kSnappyBlockSize = size_t{1} << 16;
 
+// The uncompressed length a snappy block declares (0 if unreadable).
+size_t SnappyDeclaredLength(std::string_view block);
+
 // Compresses `in` and appends its element stream (no preamble) to *elements.
 void SnappyAppendElements(std::string_view in, ByteBuffer* elements);
 

@@ -168,6 +168,74 @@ TEST_CASE(
   CHECK(m.Retries() == 0);
 }
 
+// `r` as the pipeline queues it: a snappy block.
+queue::Record Compressed(queue::Record r) {
+  std::string block;
+  snappy::Compress(r.payload.data(), r.payload.size(), &block);
+  r.payload = std::move(block);
+  r.compressed = true;
+  return r;
+}
+
+TEST_CASE("compressed and uncompressed records join into one valid body") {
+  TestServer server;
+  Metrics m;
+  auto q = std::make_shared<TestQueue>();
+  for (int i = 0; i < 6; ++i) {
+    queue::Record r = MakeRecord(0, i, 4);
+    Append(*q, i % 2 == 0 ? Compressed(std::move(r)) : std::move(r));
+  }
+  auto sender = MakeSender(MakeDest(server.Url()), {q}, m);
+  sender->Start();
+  REQUIRE(q->WaitEmpty());
+  REQUIRE(sender->Stop(absl::Now() + absl::Seconds(10)) == 0);
+  auto series = Accepted(server.Requests());
+  REQUIRE(series.size() == 24);
+  for (size_t i = 0; i < series.size(); ++i) {
+    CHECK(Label(series[i], "seq") == std::to_string(i / 4));
+    CHECK(Label(series[i], "series") == std::to_string(i % 4));
+  }
+  CHECK(m.Sent() == 24);
+}
+
+TEST_CASE("a batch is split so no request exceeds 16 MiB uncompressed") {
+  TestServer server;
+  Metrics m;
+  auto q = std::make_shared<TestQueue>();
+  // Four records of one 5 MiB series each: 20 MiB of WriteRequest that
+  // compresses to well under a MiB, so one Read() returns all of them.
+  for (int i = 0; i < 4; ++i) {
+    queue::Record r = MakeRecord(0, i, 1);
+    prometheus::WriteRequest wr;
+    REQUIRE(wr.ParseFromString(r.payload));
+    auto* big = wr.mutable_timeseries(0)->add_labels();
+    big->set_name("zz_big");
+    big->set_value(std::string(5u << 20, static_cast<char>('a' + i)));
+    r.payload = wr.SerializeAsString();
+    Append(*q, Compressed(std::move(r)));
+  }
+  auto sender = MakeSender(MakeDest(server.Url()), {q}, m);
+  sender->Start();
+  REQUIRE(q->WaitEmpty());
+  REQUIRE(sender->Stop(absl::Now() + absl::Seconds(10)) == 0);
+  auto reqs = server.Requests();
+  REQUIRE(reqs.size() >= 2);
+  size_t series = 0;
+  for (const auto& req : reqs) {
+    std::string raw;
+    REQUIRE(snappy::Uncompress(req.body.data(), req.body.size(), &raw));
+    CHECK(raw.size() <= queue::kMaxReadPayloadBytes);
+    prometheus::WriteRequest wr;
+    REQUIRE(wr.ParseFromString(raw));
+    for (const auto& ts : wr.timeseries()) {
+      CHECK(Label(ts, "seq") == std::to_string(series));
+      ++series;
+    }
+  }
+  CHECK(series == 4);
+  CHECK(m.Sent() == 4);
+}
+
 TEST_CASE("batches respect max_samples_per_send") {
   TestServer server;
   Metrics m;
