@@ -746,18 +746,22 @@ int RunProxy(const std::vector<std::string>& args) {
   // (signal thread, HTTP threads, watcher thread), hence the mutex.
   std::mutex reload_mu;
   server::Server* http_server = nullptr;  // set once it has started
-  metrics::Gauge* reload_successful =
-      &registry->AddGauge("promrelay_config_last_reload_successful", "")
-           .With({});
   auto reload = [&runtime, &path, &reload_mu, &loaded_config, orphan_gauge,
-                 &http_server, reload_successful, listener = cfg->server]() {
+                 &http_server, listener = cfg->server]() {
     std::lock_guard<std::mutex> lock(reload_mu);
     absl::StatusOr<std::string> sha = FileSha256(path);
-    absl::Status r = runtime.Reload(path);
+    // The certificate files are read again on every reload (a renewed
+    // certificate needs no restart), before anything is applied: one that
+    // does not load fails the reload and the running config stays.
+    absl::Status r = runtime.Reload(path, [&](const config::Config& next) {
+      return http_server != nullptr ? http_server->StageTls(next.server)
+                                    : absl::OkStatus();
+    });
     if (!r.ok()) {
       loaded_config.Failed(sha.ok() ? *sha : "");
       return r;
     }
+    if (http_server != nullptr) http_server->CommitStagedTls();
     auto now = runtime.config();
     if (!SameListener(listener, now->server)) {
       logging::Warn(
@@ -765,24 +769,6 @@ int RunProxy(const std::vector<std::string>& args) {
           "after a restart");
     }
     ReportOrphanQueues(*now, orphan_gauge);
-    // The certificate files are read again on every reload, so a renewed
-    // certificate is picked up without a restart.
-    absl::Status tls = http_server != nullptr
-                           ? http_server->ReloadTls(now->server)
-                           : absl::OkStatus();
-    if (!tls.ok()) {
-      logging::Error(
-          "the configuration is applied, but the server TLS "
-          "certificate was not reloaded (the old one stays in use)",
-          {{"err", tls}});
-      loaded_config.Failed(sha.ok() ? *sha : "");
-      reload_successful->Set(0);
-      return absl::Status(
-          tls.code(),
-          absl::StrCat("configuration applied, but the server TLS certificate "
-                       "was not reloaded: ",
-                       tls.message()));
-    }
     loaded_config.Loaded(sha.ok() ? *sha : "");
     return r;
   };

@@ -192,7 +192,9 @@ absl::Status Runtime::Apply(std::shared_ptr<const config::Config> config) {
   return absl::OkStatus();
 }
 
-absl::Status Runtime::Reload(const std::string& path) {
+absl::Status Runtime::Reload(
+    const std::string& path,
+    const std::function<absl::Status(const config::Config&)>& before_apply) {
   std::vector<config::ConfigError> errors;
   absl::StatusOr<std::shared_ptr<const config::Config>> cfg =
       config::LoadFromFile(path, &errors);
@@ -206,7 +208,8 @@ absl::Status Runtime::Reload(const std::string& path) {
       st = absl::InvalidArgumentError(absl::StrJoin(lines, "; "));
     }
   } else {
-    st = Apply(*std::move(cfg));
+    if (before_apply) st = before_apply(**cfg);
+    if (st.ok()) st = Apply(*std::move(cfg));
   }
   if (st.ok()) {
     reload_ok_->Set(1);

@@ -62,8 +62,13 @@ class Runtime {
   // Loads `path` and applies it; records the outcome in
   // promrelay_config_last_reload_successful and
   // promrelay_config_last_reload_success_timestamp_seconds. The error lists
-  // every config problem with its line and field.
-  absl::Status Reload(const std::string& path);
+  // every config problem with its line and field. `before_apply` (if set)
+  // sees the loaded config before it is applied; its error fails the reload
+  // like a config error (it is for checks outside the config file, such as
+  // loading the server certificate it names).
+  absl::Status Reload(const std::string& path,
+                      const std::function<absl::Status(const config::Config&)>&
+                          before_apply = nullptr);
 
   Pipeline& pipeline() { return pipeline_; }
   const Pipeline& pipeline() const { return pipeline_; }

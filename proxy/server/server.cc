@@ -696,9 +696,11 @@ absl::StatusOr<std::shared_ptr<asio::ssl::context>> LoadServerTls(
 
 struct Server::Impl {
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
-  // The TLS context new connections use; replaced by ReloadTls().
+  // The TLS context new connections use, and one loaded by StageTls()
+  // that CommitStagedTls() puts in its place.
   mutable std::mutex tls_mu;
   std::shared_ptr<asio::ssl::context> tls;
+  std::shared_ptr<asio::ssl::context> staged_tls;
   std::shared_ptr<asio::ssl::context> Tls() const {
     std::lock_guard<std::mutex> lock(tls_mu);
     return tls;
@@ -787,7 +789,7 @@ Server::Server(pipeline::Pipeline* pipeline, ServerOptions options)
 
 Server::~Server() { Stop(absl::Now()); }
 
-absl::Status Server::ReloadTls(const config::ServerConfig& config) {
+absl::Status Server::StageTls(const config::ServerConfig& config) {
   Impl& impl = *impl_;
   if (impl.Tls() == nullptr || !config.tls) {
     // Turning TLS on or off needs a new listener.
@@ -796,13 +798,18 @@ absl::Status Server::ReloadTls(const config::ServerConfig& config) {
   absl::StatusOr<std::shared_ptr<asio::ssl::context>> tls =
       LoadServerTls(*config.tls);
   if (!tls.ok()) return tls.status();
-  {
-    std::lock_guard<std::mutex> lock(impl.tls_mu);
-    impl.tls = *std::move(tls);
-  }
-  logging::Info("server TLS certificate loaded",
-                {{"cert_file", config.tls->cert_file}});
+  std::lock_guard<std::mutex> lock(impl.tls_mu);
+  impl.staged_tls = *std::move(tls);
   return absl::OkStatus();
+}
+
+void Server::CommitStagedTls() {
+  Impl& impl = *impl_;
+  std::lock_guard<std::mutex> lock(impl.tls_mu);
+  if (impl.staged_tls == nullptr) return;
+  impl.tls = std::move(impl.staged_tls);
+  impl.staged_tls = nullptr;
+  logging::Info("server TLS certificate in use for new connections");
 }
 
 absl::Status Server::Start(const config::ServerConfig& config) {

@@ -55,7 +55,7 @@ class Server {
   // `pipeline` must outlive the server. Limits and ingress credentials are
   // read from pipeline->config() on every request, so a reload applies them
   // at once; listen_address, io_threads and whether TLS is on apply at
-  // Start(); the certificate can be reloaded (ReloadTls).
+  // Start(); the certificate can be reloaded (StageTls, CommitStagedTls).
   Server(pipeline::Pipeline* pipeline, ServerOptions options);
   // Stops at once if still running.
   ~Server();
@@ -67,12 +67,16 @@ class Server {
   // threads (config.io_threads, 0 = one per core).
   absl::Status Start(const config::ServerConfig& config);
 
-  // Loads config.tls's certificate and key again: connections accepted
-  // from now on use them, open ones keep theirs. On error (unreadable
-  // file, key not matching the certificate) the old ones stay in use.
-  // Does nothing unless TLS was on at Start() and still is in `config`
-  // (turning it on or off needs a restart).
-  absl::Status ReloadTls(const config::ServerConfig& config);
+  // A certificate reload in two steps, so a config reload can check the
+  // certificate before it applies anything: StageTls() loads config.tls's
+  // certificate and key (an error, such as an unreadable file or a key
+  // that does not match the certificate, changes nothing);
+  // CommitStagedTls() then makes connections accepted from now on use
+  // them (open ones keep theirs). Both do nothing unless TLS was on at
+  // Start() and still is in `config`: turning it on or off needs a
+  // restart.
+  absl::Status StageTls(const config::ServerConfig& config);
+  void CommitStagedTls();
 
   // The bound port (after Start).
   int port() const;

@@ -187,6 +187,26 @@ remote_write:
   CHECK_FALSE(env.runtime.Reload(good + ".missing").ok());
   REQUIRE(env.runtime.Reload(good).ok());
   CHECK(gauge("promrelay_config_last_reload_successful") == 1);
+
+  // A check outside the file (the server certificate) fails the reload as
+  // a whole: the hook sees the new config, nothing is applied.
+  const auto running = env.runtime.config();
+  int hook_calls = 0;
+  st = env.runtime.Reload(good, [&](const config::Config& next) {
+    ++hook_calls;
+    CHECK(next.remote_write.size() == running->remote_write.size());
+    return absl::InvalidArgumentError("server.tls.cert_file: cannot load");
+  });
+  CHECK(hook_calls == 1);
+  CHECK(st.message().find("server.tls.cert_file") != absl::string_view::npos);
+  CHECK(env.runtime.config() == running);
+  CHECK(gauge("promrelay_config_last_reload_successful") == 0);
+  REQUIRE(
+      env.runtime
+          .Reload(good, [](const config::Config&) { return absl::OkStatus(); })
+          .ok());
+  CHECK(env.runtime.config() != running);
+  CHECK(gauge("promrelay_config_last_reload_successful") == 1);
   std::filesystem::remove_all(std::filesystem::path(good).parent_path());
 }
 

@@ -615,7 +615,11 @@ TEST_CASE("the server certificate is reloaded without a restart") {
 
     // A renewal: new files in place, then a reload.
     make_cert("second", cert, key);
-    REQUIRE(f.server->ReloadTls(f.cfg->server).ok());
+    REQUIRE(f.server->StageTls(f.cfg->server).ok());
+    // Staged, not in use yet: a config reload commits it only once the
+    // rest of the config is applied.
+    CHECK(ServedCommonName(f.server->port(), first_ca) == "first");
+    f.server->CommitStagedTls();
     CHECK(ServedCommonName(f.server->port(), cert) == "second");
 
     // A broken renewal (the key of another certificate) is refused and the
@@ -625,12 +629,13 @@ TEST_CASE("the server certificate is reloaded without a restart") {
     make_cert("third", other_cert, other_key);
     config::ServerConfig mismatched = f.cfg->server;
     mismatched.tls = config::ServerTls{cert, other_key};
-    absl::Status st = f.server->ReloadTls(mismatched);
+    absl::Status st = f.server->StageTls(mismatched);
     CHECK(absl::IsInvalidArgument(st));
     CHECK(st.message().find("server.tls.key_file") != absl::string_view::npos);
     mismatched.tls = config::ServerTls{(dir / "missing.pem").string(), key};
-    st = f.server->ReloadTls(mismatched);
+    st = f.server->StageTls(mismatched);
     CHECK(st.message().find("server.tls.cert_file") != absl::string_view::npos);
+    f.server->CommitStagedTls();  // nothing staged: a no-op
     CHECK(ServedCommonName(f.server->port(), cert) == "second");
   }
   std::filesystem::remove_all(dir);
