@@ -821,10 +821,15 @@ int RunProxy(const std::vector<std::string>& args) {
   logging::Info(
       "shutting down",
       {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}, {"timeout", grace}});
-  // A second signal cuts the flush short.
-  std::thread second([signals] {
+  // A second SIGTERM or SIGINT cuts the flush short. SIGHUP does not (a
+  // config reloader may send one at any time); it stays blocked, unused.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  std::thread second([stop_signals] {
     int again = 0;
-    if (sigwait(&signals, &again) == 0) {
+    if (sigwait(&stop_signals, &again) == 0) {
       logging::Warn("second signal: exiting without finishing the flush");
       std::_Exit(kExitFailure);
     }

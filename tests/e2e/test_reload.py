@@ -310,6 +310,28 @@ def test_bad_flag():
     assert r.returncode == 0 and "--config-watch-interval" in r.stdout, r
 
 
+def test_sighup_during_shutdown(env):
+    """A SIGHUP while promrelay flushes on SIGTERM (a config reloader does
+    not know it is stopping) neither reloads nor cuts the flush short: only
+    a second SIGTERM/SIGINT does."""
+    dead = "http://127.0.0.1:%d/api/v1/write" % harness.free_port()
+    relay = env.start_promrelay(harness.relay_config(
+        [harness.destination(DEST, dead, queue_config=dict(QUEUE))]),
+        name="promrelay-shutdown")
+    r = relay.push([({"__name__": METRIC, "job": "foo"}, [(int(time.time() * 1000), 1.0)])])
+    assert r.status == 204, r
+    relay.process.send_signal(signal.SIGTERM)
+    harness.wait_for(lambda: "shutting down" in relay.process.log_text(), 10,
+                     what="promrelay shutting down")
+    relay.process.send_signal(signal.SIGHUP)
+    # The flush to the dead destination lasts shutdown_timeout (3s), then
+    # promrelay exits 0; a SIGHUP taken as a second signal would exit 1 now.
+    rc = relay.process.proc.wait(timeout=30)
+    log = relay.process.log_text()
+    assert rc == 0, "exit code %s after SIGTERM + SIGHUP" % rc
+    assert "second signal" not in log
+
+
 def test_reload():
     test_bad_flag()
     with harness.Env("reload") as env:
@@ -317,6 +339,7 @@ def test_reload():
         pushes = Pushes(vm)
         test_http_and_sighup(env, vm, pushes)
         test_watch(env, vm, pushes)
+        test_sighup_during_shutdown(env)
 
 
 if __name__ == "__main__":
