@@ -38,6 +38,9 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(100);
 // A server's Retry-After is honoured up to this much.
 constexpr absl::Duration kMaxRetryAfter = absl::Minutes(5);
 constexpr absl::Duration kLogInterval = absl::Seconds(10);
+// Bound on one request's uncompressed WriteRequest (a single larger record
+// still goes alone): receivers limit the decompressed body size.
+constexpr uint64_t kMaxRequestBytes = 16ull << 20;
 // A shard keeps its request body buffer up to this size between batches;
 // a larger one (an unusually big batch) is freed after its send.
 constexpr size_t kMaxRetainedBodyBytes = 4u << 20;
@@ -386,7 +389,7 @@ void DestinationSender::Impl::RunShard(Shard& shard) {
 void DestinationSender::Impl::SendBatch(
     Shard& shard, const std::vector<queue::SharedRecord>& records) {
   // Records are queued compressed, so a Read() bounded by queued bytes can
-  // hold far more than kMaxReadPayloadBytes of WriteRequest: send it in
+  // hold far more than kMaxRequestBytes of WriteRequest: send it in
   // requests of at most that much uncompressed (receivers limit the
   // decompressed size), each committed before the next goes out.
   size_t begin = 0;
@@ -399,7 +402,7 @@ void DestinationSender::Impl::SendBatch(
       const queue::Record& r = *records[end];
       const uint64_t raw = r.compressed ? wire::SnappyDeclaredLength(r.payload)
                                         : r.payload.size();
-      if (end > begin && raw_bytes + raw > queue::kMaxReadPayloadBytes) break;
+      if (end > begin && raw_bytes + raw > kMaxRequestBytes) break;
       raw_bytes += raw;
       samples += r.samples;
       shard.parts.push_back({r.payload, r.compressed});

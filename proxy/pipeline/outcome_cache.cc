@@ -100,7 +100,7 @@ void OutcomeCache::Insert(const Key& key, uint64_t value) {
   const uint64_t tag = TagOf(key);
   // The slot already holding the key comes first, so an update replaces
   // the old value instead of leaving it beside the new one; then an empty
-  // slot; else the one the key's other half picks (random replacement
+  // slot; else one picked by high bits of the key (random replacement
   // keeps cyclic access patterns larger than the table from missing every
   // time).
   size_t target = kWays;

@@ -10,10 +10,11 @@
 // The table is shared by all threads, fixed in size (no allocation after
 // construction) and lock-free. A slot is 16 bytes: the value and a check
 // word, value XOR key tag; a reader that races a writer sees a check that
-// does not match and just misses. Keys are 128-bit hashes seeded at random
-// per process, so clients cannot craft collisions: one half picks the set,
-// the other is the 64-bit tag, so a false hit needs two different label
-// sets to agree on both by chance (about 2^-80 per lookup).
+// does not match and just misses. Keys are 128-bit hashes with a random
+// seed per table (each config gets a new table), so clients cannot craft
+// collisions: one half picks the set, the other makes the tag (63 bits, the
+// low bit is forced to 1), so a false hit needs two different label sets to
+// agree on both by chance (about 2^-78 per lookup).
 #ifndef PROMRELAY_PROXY_PIPELINE_OUTCOME_CACHE_H_
 #define PROMRELAY_PROXY_PIPELINE_OUTCOME_CACHE_H_
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/pipeline/outcome_cache.h"
@@ -68,14 +69,10 @@ struct ShardBuf {
   // snappy's block size give the same bytes as compressing at once.
   void CompressFullBlocks() {
     std::string& bytes = enc.mutable_bytes();
-    if (bytes.size() < wire::kSnappyBlockSize) return;
-    size_t done = 0;
-    while (bytes.size() - done >= wire::kSnappyBlockSize) {
-      wire::SnappyAppendElements(
-          std::string_view(bytes).substr(done, wire::kSnappyBlockSize),
-          &elements);
-      done += wire::kSnappyBlockSize;
-    }
+    const size_t done = bytes.size() - bytes.size() % wire::kSnappyBlockSize;
+    if (done == 0) return;
+    wire::SnappyAppendElements(std::string_view(bytes).substr(0, done),
+                               &elements);
     bytes.erase(0, done);
     compressed_raw_bytes += done;
   }
@@ -87,7 +84,9 @@ struct ShardBuf {
     wire::SnappyFinishBlock(OpenBytes(), elements.view(), &r.payload);
     r.samples = samples;
     r.series = series;
-    record_bytes += r.payload.size();
+    // As a queue counts it at most (a disk record's header included), so
+    // the room check below does not pass a request the queue then refuses.
+    record_bytes += r.payload.size() + queue::kMaxRecordOverheadBytes;
     record_samples += samples;
     records.push_back(std::move(r));
     enc.Clear();
@@ -102,7 +101,6 @@ struct DestScratch {
   uint64_t relabel_dropped = 0;
   uint64_t forbidden_series = 0;
   uint64_t forbidden_samples = 0;
-  uint64_t queued_samples = 0;
   uint64_t queued_series = 0;
 };
 
@@ -145,9 +143,11 @@ class RewriteCache {
   void Insert(const OutcomeCache::Key& key, Entry entry) {
     // Bounded: when full, start over (the entries in use come back within
     // a scrape interval), rather than pin memory to the thread.
+    // An entry already there is the same (same key, same config).
+    if (map_.contains(key)) return;
     if (bytes_ + entry.fields.size() + kEntryOverhead > kMaxBytes) Clear();
     bytes_ += entry.fields.size() + kEntryOverhead;
-    map_.insert_or_assign(key, std::move(entry));
+    map_.emplace(key, std::move(entry));
   }
 
  private:
@@ -534,7 +534,7 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
     ds.shards.resize(state->dests[d].shards.size());
     for (ShardBuf& b : ds.shards) b.Reset();
     ds.relabel_dropped = ds.forbidden_series = ds.forbidden_samples = 0;
-    ds.queued_samples = ds.queued_series = 0;
+    ds.queued_series = 0;
   }
 
   const bool global_rules =
@@ -562,7 +562,6 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
     b.CompressFullBlocks();
     b.samples += samples;
     ++b.series;
-    ds.queued_samples += samples;
     ++ds.queued_series;
   };
 
@@ -715,6 +714,22 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
   for (size_t d = 0; d < ndest; ++d) {
     for (ShardBuf& b : s.dests[d].shards) b.Flush();
   }
+  // The encoders are empty now: one unusually large request does not pin
+  // its buffers to the thread, whatever happens below. Records a failed
+  // request did not queue are released when it returns.
+  for (DestScratch& ds : s.dests) {
+    for (ShardBuf& b : ds.shards) {
+      if (b.enc.bytes().capacity() > kMaxRetainedScratchBytes) {
+        b.enc = wire::WriteRequestEncoder();
+      }
+      b.elements.ShrinkTo(kMaxRetainedScratchBytes);
+    }
+  }
+  absl::Cleanup release_records = [&s] {
+    for (DestScratch& ds : s.dests) {
+      for (ShardBuf& b : ds.shards) b.records.clear();
+    }
+  };
 
   // Refuse up front when a reject-on-full queue visibly lacks room, so the
   // client's retry does not duplicate what other destinations accepted.
@@ -820,14 +835,6 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
     return durable;
   }
 
-  for (DestScratch& ds : s.dests) {
-    for (ShardBuf& b : ds.shards) {
-      if (b.enc.bytes().capacity() > kMaxRetainedScratchBytes) {
-        b.enc = wire::WriteRequestEncoder();
-      }
-      b.elements.ShrinkTo(kMaxRetainedScratchBytes);
-    }
-  }
   if (result != nullptr) {
     result->series = view.series().size();
     result->samples = total_samples;

@@ -1,10 +1,15 @@
 // The ingest pipeline: one remote_write request body in, each destination's
-// share durably queued out. Per request: snappy (capped) -> zero-copy RW1
-// decode -> request limits -> per series: global relabel -> per destination:
+// share durably queued out. Per request: snappy (capped) -> RW1 skeleton
+// decode (series delimited, label contents not yet parsed) -> per series:
+// the outcome cache, keyed by the series' label bytes, says what the rules
+// decided before (most series stop here); otherwise labels are parsed and
+// checked against the request limits -> global relabel -> per destination:
 // write_relabel_configs -> forbidden-label guard -> re-encode (byte-identical
 // when the labels did not change) into the shard picked by a stable hash of
-// the final labels, snappy-compressed block by block as it grows -> records
-// (snappy blocks) of at most max_samples_per_send samples -> Queue::Append.
+// the final labels (of the encoded label bytes when unchanged),
+// snappy-compressed block by block as it grows -> records (snappy blocks) of
+// at most max_samples_per_send samples -> Queue::AppendAsync on every
+// destination, then WaitDurable on each.
 //
 // Status codes (the server maps them to HTTP):
 //   OutOfRange         413  body/decompressed size or series count over a limit

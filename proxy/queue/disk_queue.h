@@ -93,7 +93,7 @@ class DiskQueue : public Queue {
 absl::StatusOr<std::unique_ptr<DiskQueue>> OpenDiskQueue(
     const DiskQueueOptions& options);
 
-inline constexpr size_t kRecordHeaderBytes = 32;
+inline constexpr size_t kRecordHeaderBytes = kMaxRecordOverheadBytes;
 inline constexpr uint32_t kRecordMagic = 0x31515250;  // "PRQ1" on disk
 
 // Subdirectories of `storage_root` that hold a disk queue (segment files or

@@ -143,9 +143,14 @@ class Queue {
   virtual void Close() = 0;
 };
 
-// A Read() stops adding records once their payloads reach this size, so one
-// send stays well under common receivers' body limits.
+// A Read() stops adding records once their payloads (as queued, so mostly
+// compressed) reach this size. The sender bounds each request's
+// uncompressed size on its own.
 inline constexpr uint64_t kMaxReadPayloadBytes = 16ull << 20;
+
+// What a queue may count per record beyond its payload against its bound
+// (the disk queue's record header; the memory queue counts none).
+inline constexpr uint64_t kMaxRecordOverheadBytes = 32;
 
 // `max_bytes` bounds the payload bytes held.
 std::unique_ptr<Queue> NewMemoryQueue(uint64_t max_bytes, OnFull on_full);

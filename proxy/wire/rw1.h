@@ -36,7 +36,8 @@ struct SeriesView {
   // Where the non-label fields start in `body` when every label field comes
   // before every other field (what all known senders emit): then
   // body.substr(rest_offset) is exactly the non-label fields and the encoder
-  // copies it in one go. Set by Parse(); kRestUnknown otherwise.
+  // copies it in one go. Set by Parse() and ParseSkeleton(); kRestUnknown
+  // otherwise.
   uint32_t rest_offset = kRestUnknown;
 };
 
@@ -102,7 +103,8 @@ class WriteRequestEncoder {
   // output equals the input byte for byte.
   // Emits a TimeSeries with `labels` (in the given order) followed by every
   // non-label field of `original.body`, byte for byte.
-  // `original` must come from WriteRequestView::Parse() (or have
+  // `original` must come from WriteRequestView::Parse() or ParseSkeleton()
+  // (or have
   // rest_offset == kRestUnknown and a well-formed body).
   void AddSeries(absl::Span<const LabelView> labels,
                  const SeriesView& original);

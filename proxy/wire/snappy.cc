@@ -91,12 +91,10 @@ class InPlaceSink final : public snappy::Sink {
   bool skip_preamble_ = true;
 };
 
-// Snappy's compressor works in blocks of this size; each needs room for its
-// worst case.
-constexpr size_t kSnappyBlock = 1 << 16;
-
+// Room snappy's compressor may need for `n` bytes: it works in blocks of
+// kSnappyBlockSize, and each needs room for its own worst case.
 size_t MaxPartLength(size_t n) {
-  const size_t blocks = n / kSnappyBlock + 1;
+  const size_t blocks = n / kSnappyBlockSize + 1;
   return n + n / 6 + 32 * blocks;
 }
 
