@@ -113,8 +113,8 @@ TEST_CASE("crc32c: known values, hardware and portable agree") {
   // lane split (multiples of 24 bytes and the odd ones next to them).
   std::string big(300000, '\0');
   for (char& c : big) c = static_cast<char>(rng());
-  for (size_t len : {2047, 2048, 2049, 2071, 2072, 2073, 4096, 65536, 100003,
-                     131072, 299999, 300000}) {
+  for (size_t len : {2047, 2048, 2049, 2071, 2072, 2073, 4096, 8191, 8192, 8193,
+                     8207, 8208, 8209, 65536, 100003, 131072, 299999, 300000}) {
     INFO("length " << len);
     CHECK(Crc32c(big.data(), len) == Crc32cExtendPortable(0, big.data(), len));
     CHECK(Crc32cExtend(0x12345678u, big.data() + 1, len - 1) ==
