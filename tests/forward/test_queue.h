@@ -100,6 +100,11 @@ class TestQueue : public queue::Queue {
     std::lock_guard<std::mutex> lock(mu_);
     return records_.size();
   }
+  // Commit() calls so far.
+  uint64_t commits() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return commits_;
+  }
   // Waits until the queue is empty; false on timeout (bounds a hang only).
   bool WaitEmpty(absl::Duration timeout = absl::Seconds(30)) const {
     std::unique_lock<std::mutex> lock(mu_);

@@ -1,5 +1,7 @@
 #include "proxy/pipeline/pipeline.h"
 
+#include <algorithm>
+#include <cstring>
 #include <set>
 #include <string>
 #include <thread>
@@ -9,6 +11,7 @@
 
 #include "proxy/metrics/metrics.h"
 #include "tests/pipeline/test_util.h"
+#include "tests/wire/gen.h"
 
 namespace promrelay::pipeline {
 namespace {
@@ -18,6 +21,7 @@ using testing::Body;
 using testing::FakeQueue;
 using testing::LabelPairs;
 using testing::LabelsOf;
+using wire::testing::Bytes;
 
 // A pipeline over FakeQueues, one vector of shards per destination.
 struct Fixture {
@@ -731,6 +735,118 @@ TEST_CASE("rewritten labels are cached per config") {
     CHECK(testing::Get(LabelsOf(ts), "project_id") == "p");
     CHECK(testing::Get(LabelsOf(ts), "service_id").empty());
   }
+}
+
+// A Starform-like request of `n` series: platform and customer jobs, a
+// third of them with tenant labels, some with exemplars and a native
+// histogram (copied verbatim on a cache hit), `round` moving the samples.
+prometheus::WriteRequest VolumeRequest(int n, int round) {
+  static const char* kJobs[] = {"shuttle",  "node-exporter",
+                                "cadvisor", "kube-state-metrics",
+                                "envoy",    "kubelet"};
+  prometheus::WriteRequest req;
+  for (int i = 0; i < n; ++i) {
+    testing::LabelPairs labels = {{"__name__", "m" + std::to_string(i % 37)},
+                                  {"instance", "10.0.0." + std::to_string(i)},
+                                  {"job", kJobs[i % 6]}};
+    if (i % 3 == 0) labels.push_back({"project_id", "p-" + std::to_string(i)});
+    if (i % 5 == 0) labels.push_back({"service_id", "s-" + std::to_string(i)});
+    std::sort(labels.begin(), labels.end());
+    AddSeries(&req, labels, 1 + i % 3, 1700000000000 + round * 15000);
+    prometheus::TimeSeries* ts = req.mutable_timeseries(i);
+    if (i % 7 == 0) {
+      auto* ex = ts->add_exemplars();
+      auto* l = ex->add_labels();
+      l->set_name("trace_id");
+      l->set_value("t" + std::to_string(i));
+      ex->set_value(i);
+      ex->set_timestamp(1700000000000 + round);
+    }
+    if (i % 11 == 0) {
+      auto* h = ts->add_histograms();
+      h->set_count_int(i + round);
+      h->set_sum(i * 0.5);
+      h->set_timestamp(1700000000000 + round * 15000);
+    }
+  }
+  return req;
+}
+
+TEST_CASE("with and without the cache the records are byte-identical") {
+  // One pipeline sees every round (cache warm from round 1 on); a fresh one
+  // per round never has a cache hit. Their records must be the same bytes.
+  Fixture warm(testing::StarformConfig(3, 4));
+  for (int round = 0; round < 4; ++round) {
+    INFO("round " << round);
+    Fixture cold(testing::StarformConfig(3, 4));
+    const std::string body = Body(VolumeRequest(600, round));
+    for (auto& [dest, qs] : warm.fakes) {
+      for (auto& q : qs) q->records.clear();
+    }
+    REQUIRE(warm.pipeline->Ingest(body).ok());
+    // On a thread of its own: the per-thread rewrite cache belongs to one
+    // config, and sharing the thread would make the two evict each other.
+    absl::Status cold_status;
+    std::thread([&] { cold_status = cold.pipeline->Ingest(body); }).join();
+    REQUIRE(cold_status.ok());
+    CHECK(cold.CacheHits() == 0);
+    if (round > 0) CHECK(warm.CacheHits() == 600 * round);
+    for (const char* dest : {"grafana-cloud", "victoriametrics"}) {
+      INFO(dest);
+      const auto& wq = warm.fakes[dest];
+      const auto& cq = cold.fakes[dest];
+      REQUIRE(wq.size() == cq.size());
+      for (size_t i = 0; i < wq.size(); ++i) {
+        CHECK(Payloads(*wq[i]) == Payloads(*cq[i]));
+      }
+    }
+  }
+}
+
+TEST_CASE("series the cache cannot key still give the same bytes") {
+  // Labels interleaved with samples (legal protobuf, sent by no known
+  // agent): no contiguous label bytes to key on, so every round relabels.
+  const std::string label_a = Bytes().Len(1, "__name__").Len(2, "up").b;
+  const std::string label_b = Bytes().Len(1, "job").Len(2, "shuttle").b;
+  const std::string label_c = Bytes().Len(1, "project_id").Len(2, "p").b;
+  uint64_t bits;
+  const double value = 1;
+  std::memcpy(&bits, &value, sizeof bits);
+  const std::string sample =
+      Bytes().Fixed64(1, bits).VarintField(2, 1700000000000).b;
+  const std::string series =
+      Bytes().Len(1, label_a).Len(2, sample).Len(1, label_b).Len(1, label_c).b;
+  const std::string body = testing::Compress(Bytes().Len(1, series).b);
+  Fixture f(testing::StarformConfig());
+  for (int round = 0; round < 2; ++round) {
+    REQUIRE(f.pipeline->Ingest(body).ok());
+  }
+  CHECK(f.CacheHits() == 0);
+  CheckRoundsIdentical(*f.fakes["grafana-cloud"][0], 2);
+  const auto got = f.Series("grafana-cloud");
+  REQUIRE(got.size() == 2);
+  CHECK(testing::Get(LabelsOf(got[0]), "job") == "shuttle");
+  CHECK(testing::Get(LabelsOf(got[0]), "project_id").empty());
+}
+
+TEST_CASE("requests with injected labels bypass the cache") {
+  Fixture f(testing::StarformConfig());
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "up"}, {"job", "shuttle"}});
+  const std::string body = Body(req);
+  for (const char* cluster : {"a", "b", "a"}) {
+    const std::vector<std::pair<std::string, std::string>> inject = {
+        {"cluster_id", cluster}};
+    IngestOptions opts;
+    opts.inject_labels = inject;
+    REQUIRE(f.pipeline->Ingest(body, opts).ok());
+  }
+  CHECK(f.CacheHits() == 0);
+  const auto got = f.Series("grafana-cloud");
+  REQUIRE(got.size() == 3);
+  CHECK(testing::Get(LabelsOf(got[0]), "cluster_id") == "a");
+  CHECK(testing::Get(LabelsOf(got[1]), "cluster_id") == "b");
+  CHECK(testing::Get(LabelsOf(got[2]), "cluster_id") == "a");
 }
 
 TEST_CASE("a thread without another thread's rewrite relabels that series") {
