@@ -587,8 +587,9 @@ absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(
       {"destination"});
   impl->dropped = &reg.AddCounter(
       "promrelay_dropped_samples_total",
-      "Samples dropped and never sent, by reason (http_<code>: the "
-      "destination rejected them with a non-retryable status).",
+      "Samples dropped and never sent, by reason (forbidden_label: withheld "
+      "by the guard; drop_oldest: removed from a full queue; http_<code>: "
+      "the destination rejected them with a non-retryable status).",
       {"destination", "reason"});
   impl->errors = &reg.AddCounter(
       "promrelay_send_errors_total",

@@ -229,6 +229,23 @@ bool CarriesForbidden(absl::Span<const relabel::Label> labels,
   return false;
 }
 
+// The code a request gets for a queue failure the pipeline has no specific
+// answer for (a disk write error, say): the queue's own code unless the
+// server would answer it with a 4xx (see the status table in pipeline.h),
+// which would tell the client its request is at fault.
+absl::StatusCode QueueFailureCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kResourceExhausted:
+      return absl::StatusCode::kInternal;
+    default:
+      return code;
+  }
+}
+
 // Debian's abseil has its own string_view type, which StrCat needs.
 absl::string_view Shorten(std::string_view s) {
   return absl::string_view(s.data(), std::min<size_t>(s.size(), 64));
@@ -301,8 +318,9 @@ Pipeline::Pipeline(metrics::Registry* registry)
       {"destination"});
   metrics_->dropped = &r.AddCounter(
       "promrelay_dropped_samples_total",
-      "Samples dropped and never sent, by reason (forbidden_label, queue_full, "
-      "drop_oldest, http_<code>, ...).",
+      "Samples dropped and never sent, by reason (forbidden_label: withheld "
+      "by the guard; drop_oldest: removed from a full queue; http_<code>: "
+      "the destination rejected them with a non-retryable status).",
       {"destination", "reason"});
   metrics_->queued_samples = &r.AddCounter(
       "promrelay_queued_samples_total",
@@ -807,7 +825,7 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
             absl::StrCat("queue of ", where, " is closed: shutting down"));
       }
       metrics_->rejected_samples->With({"error"}).Inc(total_samples);
-      return absl::Status(st.code(),
+      return absl::Status(QueueFailureCode(st.code()),
                           absl::StrCat("queue of ", where, ": ", st.message()));
     }
     dest.queued_samples->Inc(static_cast<double>(appended_samples));
@@ -823,10 +841,11 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
   for (const PendingAppend& p : s.pending) {
     absl::Status w = p.queue->WaitDurable(p.token);
     if (!w.ok() && durable.ok()) {
-      durable = absl::Status(
-          w.code(), absl::StrCat("queue of destination \"",
-                                 state->dests[p.dest].cfg->name, "\" shard ",
-                                 p.shard, ": ", w.message()));
+      durable =
+          absl::Status(QueueFailureCode(w.code()),
+                       absl::StrCat("queue of destination \"",
+                                    state->dests[p.dest].cfg->name, "\" shard ",
+                                    p.shard, ": ", w.message()));
     }
   }
   s.pending.clear();

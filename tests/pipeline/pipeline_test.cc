@@ -524,6 +524,19 @@ TEST_CASE("queue outcomes map to status codes") {
     absl::Status st = f.pipeline->Ingest(Body(req));
     CHECK(st.code() == absl::StatusCode::kDataLoss);
   }
+  SECTION("a queue error with a client-error code is still a server error") {
+    f.fakes["grafana-cloud"][0]->next_status =
+        absl::FailedPreconditionError("segment file vanished");
+    absl::Status st = f.pipeline->Ingest(Body(req));
+    CHECK(st.code() == absl::StatusCode::kInternal);  // not 415
+    CHECK(st.message().find("segment file vanished") !=
+          absl::string_view::npos);
+    f.fakes["grafana-cloud"][0]->next_status = absl::OkStatus();
+    f.fakes["victoriametrics"][0]->durable_status =
+        absl::ResourceExhaustedError("fdatasync: ENOSPC");
+    st = f.pipeline->Ingest(Body(req));
+    CHECK(st.code() == absl::StatusCode::kInternal);  // not 429
+  }
   SECTION("append not made durable") {
     f.fakes["victoriametrics"][0]->durable_status =
         absl::InternalError("fdatasync: EIO");
