@@ -462,6 +462,20 @@ class Parser {
     return true;
   }
 
+  // Parses the Label message `sub` (label number `index` of its series)
+  // onto *labels; false, with the error's path, when it is malformed.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool AppendLabel(
+      std::string_view sub, uint32_t index, std::vector<LabelView>* labels) {
+    LabelView& l = labels->emplace_back();
+    Ptr s0 = reinterpret_cast<Ptr>(sub.data());
+    if (ParsePlainLabel(s0, sub.size(), &l) ||
+        ParseLabel(s0, s0 + sub.size(), &l)) {
+      return true;
+    }
+    Enter("labels", index);
+    return false;
+  }
+
   // Appends the labels of a series body that ParseSeries() already
   // accepted without its labels; false on a malformed Label.
   bool ParseSeriesLabels(Ptr p, Ptr end, std::vector<LabelView>* labels) {
@@ -480,13 +494,7 @@ class Parser {
       }
       std::string_view sub;
       if (!ReadLen(&p, end, field_start, &sub)) return false;
-      LabelView& l = labels->emplace_back();
-      Ptr s0 = reinterpret_cast<Ptr>(sub.data());
-      if (!ParsePlainLabel(s0, sub.size(), &l) &&
-          !ParseLabel(s0, s0 + sub.size(), &l)) {
-        Enter("labels", n);
-        return false;
-      }
+      if (!AppendLabel(sub, n, labels)) return false;
       ++n;
     }
     return true;
@@ -525,14 +533,8 @@ class Parser {
       switch (tag) {
         case Tag(1, kWireLen): {
           if (!ReadLen(&p, end, field_start, &sub)) return false;
-          if (labels != nullptr) {
-            LabelView& l = labels->emplace_back();
-            Ptr s0 = reinterpret_cast<Ptr>(sub.data());
-            if (!ParsePlainLabel(s0, sub.size(), &l) &&
-                !ParseLabel(s0, s0 + sub.size(), &l)) {
-              Enter("labels", num_labels);
-              return false;
-            }
+          if (labels != nullptr && !AppendLabel(sub, num_labels, labels)) {
+            return false;
           }
           ++num_labels;
           if (seen_other) {
