@@ -120,6 +120,16 @@ std::unique_ptr<DestinationSender> MakeSender(
   return *std::move(sender);
 }
 
+// Sends everything `q` holds: a sender started on it, the queue drained,
+// then Stop() with `stop_within`; returns what Stop() returns.
+uint64_t SendAll(const config::Destination& dest, std::shared_ptr<TestQueue> q,
+                 Metrics& m, absl::Duration stop_within) {
+  auto sender = MakeSender(dest, {q}, m);
+  sender->Start();
+  REQUIRE(q->WaitEmpty());
+  return sender->Stop(absl::Now() + stop_within);
+}
+
 // Samples in the bodies of requests the server answered 2xx, in order.
 std::vector<prometheus::TimeSeries> Accepted(
     const std::vector<testing::RecordedRequest>& reqs,
@@ -139,10 +149,7 @@ TEST_CASE(
   Metrics m;
   auto q = std::make_shared<TestQueue>();
   for (int i = 0; i < 3; ++i) Append(*q, MakeRecord(0, i, 5));
-  auto sender = MakeSender(MakeDest(server.Url()), {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  REQUIRE(sender->Stop(absl::Now() + absl::Seconds(10)) == 0);
+  REQUIRE(SendAll(MakeDest(server.Url()), q, m, absl::Seconds(10)) == 0);
 
   auto reqs = server.Requests();
   REQUIRE(!reqs.empty());
@@ -185,10 +192,7 @@ TEST_CASE("compressed and uncompressed records join into one valid body") {
     queue::Record r = MakeRecord(0, i, 4);
     Append(*q, i % 2 == 0 ? Compressed(std::move(r)) : std::move(r));
   }
-  auto sender = MakeSender(MakeDest(server.Url()), {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  REQUIRE(sender->Stop(absl::Now() + absl::Seconds(10)) == 0);
+  REQUIRE(SendAll(MakeDest(server.Url()), q, m, absl::Seconds(10)) == 0);
   // All six were queued before the sender started: one Read, one body.
   REQUIRE(server.Requests().size() == 1);
   auto series = Accepted(server.Requests());
@@ -216,10 +220,7 @@ TEST_CASE("a batch is split so no request exceeds 16 MiB uncompressed") {
     r.payload = wr.SerializeAsString();
     Append(*q, Compressed(std::move(r)));
   }
-  auto sender = MakeSender(MakeDest(server.Url()), {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  REQUIRE(sender->Stop(absl::Now() + absl::Seconds(10)) == 0);
+  REQUIRE(SendAll(MakeDest(server.Url()), q, m, absl::Seconds(10)) == 0);
   // One Read() of all four: 3 x 5 MiB fit under 16 MiB, the fourth goes
   // alone; each part committed after its own request.
   auto reqs = server.Requests();
@@ -248,10 +249,7 @@ TEST_CASE("batches respect max_samples_per_send") {
   for (int i = 0; i < 10; ++i) Append(*q, MakeRecord(0, i, 3));
   auto dest = MakeDest(server.Url());
   dest.queue_config.max_samples_per_send = 7;  // two 3-sample records
-  auto sender = MakeSender(dest, {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(dest, q, m, absl::ZeroDuration());
   auto reqs = server.Requests();
   CHECK(reqs.size() == 5);
   for (const auto& r : reqs) CHECK(Decode(r.body).timeseries_size() <= 7);
@@ -279,10 +277,7 @@ TEST_CASE("basic auth, bearer token and custom headers are sent") {
     want_auth = "Basic " + absl::Base64Escape("u@x:p:w");
   }
   Append(*q, MakeRecord(0, 0));
-  auto sender = MakeSender(dest, {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(dest, q, m, absl::ZeroDuration());
   auto reqs = server.Requests();
   REQUIRE(reqs.size() == 1);
   CHECK(reqs[0].headers.at("authorization") == want_auth);
@@ -371,10 +366,7 @@ TEST_CASE("500 is retried until 204 and delivered once") {
   Metrics m;
   auto q = std::make_shared<TestQueue>();
   Append(*q, MakeRecord(0, 0, 4));
-  auto sender = MakeSender(MakeDest(server.Url()), {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(MakeDest(server.Url()), q, m, absl::ZeroDuration());
   auto reqs = server.Requests();
   REQUIRE(reqs.size() == 3);
   // The same bytes every time: the batch was neither split nor changed.
@@ -393,10 +385,7 @@ TEST_CASE("429 is retried after Retry-After") {
   Metrics m;
   auto q = std::make_shared<TestQueue>();
   Append(*q, MakeRecord(0, 0, 2));
-  auto sender = MakeSender(MakeDest(server.Url()), {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(MakeDest(server.Url()), q, m, absl::ZeroDuration());
   auto reqs = server.Requests();
   REQUIRE(reqs.size() == 2);
   // A lower bound only: the backoff alone (<= 5ms) would retry far sooner.
@@ -416,10 +405,7 @@ TEST_CASE("non-retryable statuses drop the batch and count it") {
   Append(*q, MakeRecord(0, 1, 2));
   auto dest = MakeDest(server.Url());
   dest.queue_config.max_samples_per_send = 3;  // one record per batch
-  auto sender = MakeSender(dest, {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(dest, q, m, absl::ZeroDuration());
   CHECK(server.RequestCount() == 2);  // first dropped, second delivered
   CHECK(m.Dropped(absl::StrCat("http_", status)) == 3);
   CHECK(m.Sent() == 2);
@@ -435,10 +421,7 @@ TEST_CASE("429 without retry_on_http_429 is a counted drop") {
   Append(*q, MakeRecord(0, 0, 3));
   auto dest = MakeDest(server.Url());
   dest.queue_config.retry_on_http_429 = false;
-  auto sender = MakeSender(dest, {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(dest, q, m, absl::ZeroDuration());
   CHECK(server.RequestCount() == 1);
   CHECK(m.Dropped("http_429") == 3);
   CHECK(m.Retries() == 0);
@@ -636,10 +619,7 @@ TEST_CASE("remote_timeout bounds a request that hangs") {
   Append(*q, MakeRecord(0, 0));
   auto dest = MakeDest(server.Url());
   dest.remote_timeout = absl::Milliseconds(200);
-  auto sender = MakeSender(dest, {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(dest, q, m, absl::ZeroDuration());
   CHECK(m.Errors("timeout") == 1);
   CHECK(m.Retries() == 1);
   CHECK(server.RequestCount() == 2);
@@ -719,10 +699,7 @@ TEST_CASE("TLS with ca_file verifies the server and delivers") {
     dest.tls_config.server_name = "localhost";
   }
   Append(*q, MakeRecord(0, 0, 3));
-  auto sender = MakeSender(dest, {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(dest, q, m, absl::ZeroDuration());
   CHECK(Accepted(f.server->Requests()).size() == 3);
   CHECK(m.Errors("tls") == 0);
 }
@@ -767,10 +744,7 @@ TEST_CASE("insecure_skip_verify accepts an unknown CA") {
   dest.tls_config.server_name = "wrong.example";
   dest.tls_config.insecure_skip_verify = true;
   Append(*q, MakeRecord(0, 0, 2));
-  auto sender = MakeSender(dest, {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(dest, q, m, absl::ZeroDuration());
   CHECK(m.Sent() == 2);
   CHECK(m.Errors("tls") == 0);
 }
@@ -821,10 +795,7 @@ TEST_CASE("secrets never reach the logs") {
                             "/api/v1/write?token=qsecret"));
   dest.headers["X-Api-Key"] = "hdrsecret";
   Append(*q, MakeRecord(0, 0, 2));
-  auto sender = MakeSender(dest, {q}, m);
-  sender->Start();
-  REQUIRE(q->WaitEmpty());
-  sender->Stop(absl::Now());
+  SendAll(dest, q, m, absl::ZeroDuration());
   logging::SetSinkForTesting(nullptr);
   CHECK(m.Dropped("http_401") == 2);
   std::lock_guard<std::mutex> lock(mu);
