@@ -93,16 +93,33 @@ TEST_CASE("queue: FIFO order, Read does not remove, Commit does") {
   }
 }
 
+// A record with every field set to something a queue could get wrong
+// (binary payload with NUL and 0xff, the compressed flag), and the check
+// that a record read back still has them all.
+Record AllFieldsRecord() {
+  Record rec;
+  rec.payload = std::string("\0\x01\xff binary", 10);
+  rec.compressed = true;
+  rec.samples = 7;
+  rec.series = 3;
+  rec.enqueue_unix_nanos = 1234567890123;
+  return rec;
+}
+
+void CheckAllFields(const Record& r) {
+  CHECK(r.payload == std::string("\0\x01\xff binary", 10));
+  CHECK(r.compressed);
+  CHECK(r.samples == 7);
+  CHECK(r.series == 3);
+  CHECK(r.enqueue_unix_nanos == 1234567890123);
+}
+
 TEST_CASE("queue: records keep their fields") {
   for (Kind kind : AllKinds()) {
     SECTION(KindName(kind)) {
       TempDir dir;
       auto q = MakeQueue(kind, dir.Sub("q"), kBig, OnFull::kReject);
-      Record rec;
-      rec.payload = std::string("\0\x01\xff binary", 10);
-      rec.samples = 7;
-      rec.series = 3;
-      rec.enqueue_unix_nanos = 1234567890123;
+      const Record rec = AllFieldsRecord();
       REQUIRE(q->Append(One(rec), nullptr).ok());
       Record stamped = MakeRecord("", 0);  // empty payload, stamped now
       const int64_t before = absl::ToUnixNanos(absl::Now());
@@ -110,10 +127,7 @@ TEST_CASE("queue: records keep their fields") {
       auto r = q->Read(100, absl::ZeroDuration(), absl::ZeroDuration());
       REQUIRE(r.ok());
       REQUIRE(r->size() == 2);
-      CHECK((*r)[0].payload == rec.payload);
-      CHECK((*r)[0].samples == 7);
-      CHECK((*r)[0].series == 3);
-      CHECK((*r)[0].enqueue_unix_nanos == 1234567890123);
+      CheckAllFields((*r)[0]);
       CHECK((*r)[1].payload.empty());
       CHECK((*r)[1].enqueue_unix_nanos >= before);
       CHECK(q->GetStats().oldest_enqueue_unix_nanos == 1234567890123);
@@ -126,20 +140,13 @@ TEST_CASE("queue: ReadShared hands out what Read does, same contract") {
     SECTION(KindName(kind)) {
       TempDir dir;
       auto q = MakeQueue(kind, dir.Sub("q"), kBig, OnFull::kReject);
-      Record rec;
-      rec.payload = std::string("\0\x01\xff binary", 10);
-      rec.samples = 7;
-      rec.series = 3;
-      rec.enqueue_unix_nanos = 1234567890123;
+      const Record rec = AllFieldsRecord();
       REQUIRE(q->Append({rec, MakeRecord("b", 5), MakeRecord("c", 5)}, nullptr)
                   .ok());
       auto shared = q->ReadShared(12, kForever, kForever);
       REQUIRE(shared.ok());
       REQUIRE(shared->size() == 2);
-      CHECK((*shared)[0]->payload == rec.payload);
-      CHECK((*shared)[0]->samples == 7);
-      CHECK((*shared)[0]->series == 3);
-      CHECK((*shared)[0]->enqueue_unix_nanos == 1234567890123);
+      CheckAllFields(*(*shared)[0]);
       CHECK((*shared)[1]->payload == "b");
       // Nothing removed; Read and ReadShared agree.
       auto copied = q->Read(12, kForever, kForever);
