@@ -184,12 +184,16 @@ uint64_t StepChain(Scratch& s, size_t k) {
 }
 
 #ifdef PROMRELAY_BENCH_HAVE_PIPELINE
+// Bytes the pipeline queued (snappy-compressed records), to print the
+// compression ratio next to the time.
+uint64_t g_queued_bytes = 0;
+
 // A queue that accepts and forgets, so Ingest is measured alone.
 class NullQueue : public queue::Queue {
  public:
   absl::Status Append(std::vector<queue::Record> records,
                       uint64_t* dropped) override {
-    for (auto& r : records) bytes_ += r.payload.size();
+    for (auto& r : records) g_queued_bytes += r.payload.size();
     return absl::OkStatus();
   }
   absl::StatusOr<std::vector<queue::Record>> Read(size_t, absl::Duration,
@@ -199,10 +203,24 @@ class NullQueue : public queue::Queue {
   absl::Status Commit(size_t) override { return absl::OkStatus(); }
   queue::Stats GetStats() const override { return {}; }
   void Close() override {}
-
- private:
-  uint64_t bytes_ = 0;
 };
+
+// --shard-by=a,b,c sets queue_config.shard_by of both destinations ("" =
+// every label, as Prometheus shards); unset keeps promrelay's default.
+const char* g_shard_by = nullptr;
+
+std::string QueueConfigYaml() {
+  if (g_shard_by == nullptr) return "";
+  std::string labels;
+  for (const char* p = g_shard_by; *p != '\0';) {
+    const char* comma = std::strchr(p, ',');
+    const size_t n = comma ? static_cast<size_t>(comma - p) : std::strlen(p);
+    if (!labels.empty()) labels += ", ";
+    labels += "\"" + std::string(p, n) + "\"";
+    p += n + (comma ? 1 : 0);
+  }
+  return "    queue_config: {shard_by: [" + labels + "]}\n";
+}
 
 pipeline::Pipeline* ThePipeline() {
   static pipeline::Pipeline* p = [] {
@@ -215,12 +233,14 @@ remote_write:
                        kPlatformJobs + R"(, action: keep}
       - {regex: project_id|service_id|workspace_id, action: labeldrop}
     forbidden_labels: [project_id, service_id, workspace_id]
+)" + QueueConfigYaml() +
+                       R"(
   - name: victoriametrics
     url: http://127.0.0.1:1/write
     write_relabel_configs:
       - {source_labels: [job], regex: )" +
                        kPlatformJobs + R"(, action: drop}
-)";
+)" + QueueConfigYaml();
     std::vector<config::ConfigError> errors;
     auto cfg = config::LoadFromString(yaml, "micro", &errors);
     if (!cfg.ok()) {
@@ -296,9 +316,10 @@ void RunGbench(benchmark::State& state, uint64_t (*step)(Scratch&, size_t)) {
 }
 #endif
 
-int PlainMain(double seconds) {
+int PlainMain(double seconds, const std::string& only) {
   std::printf("%-26s %12s %14s\n", "benchmark", "ns/series", "series/s");
   for (const Bench& b : kBenches) {
+    if (!only.empty() && only != b.name) continue;
     Scratch s;
     const size_t n = F().payloads.size();
     for (size_t k = 0; k < n; ++k) b.step(s, k);
@@ -317,6 +338,22 @@ int PlainMain(double seconds) {
     std::printf("%-26s %12.1f %14.0f\n", b.name, el * 1e9 / series,
                 series / el);
   }
+#ifdef PROMRELAY_BENCH_HAVE_PIPELINE
+  // One more round of every payload, counting what the pipeline queued.
+  Scratch s;
+  uint64_t raw = 0;
+  g_queued_bytes = 0;
+  for (size_t k = 0; k < F().payloads.size(); ++k) {
+    StepPipelineIngest(s, k);
+    raw += F().payloads[k].raw_size;
+  }
+  std::printf(
+      "pipeline_ingest queued %.1f bytes/series, %.2fx smaller than "
+      "the requests' WriteRequests\n",
+      static_cast<double>(g_queued_bytes) /
+          (F().series_per_payload * F().payloads.size()),
+      static_cast<double>(raw) / g_queued_bytes);
+#endif
   return 0;
 }
 
@@ -327,7 +364,15 @@ int main(int argc, char** argv) {
   using namespace promrelay::bench;
   bool plain = false;
   double seconds = 1.0;
+  std::string only;  // --only=NAME: that benchmark alone (plain mode)
   for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--shard-by=", 11) == 0) {
+      g_shard_by = argv[i] + 11;
+    }
+    if (std::strncmp(argv[i], "--only=", 7) == 0) {
+      plain = true;
+      only = argv[i] + 7;
+    }
     if (std::strcmp(argv[i], "--plain") == 0) plain = true;
     if (std::strncmp(argv[i], "--plain-seconds=", 16) == 0) {
       plain = true;
@@ -346,5 +391,5 @@ int main(int argc, char** argv) {
   }
 #endif
   (void)plain;
-  return PlainMain(seconds);
+  return PlainMain(seconds, only);
 }

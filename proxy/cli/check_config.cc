@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "proxy/cli/cli.h"
 #include "proxy/cli/flags.h"
@@ -129,12 +130,17 @@ int CheckConfig(const std::vector<std::string>& args, std::ostream& out,
           << (d.storage->fsync == config::FsyncPolicy::kAlways     ? "always"
               : d.storage->fsync == config::FsyncPolicy::kInterval ? "interval"
                                                                    : "never")
-          << "), " << d.queue_config.shards << " shards\n";
+          << "), " << d.queue_config.shards << " shards";
     } else {
       out << "      queue: memory (max "
           << Bytes(d.queue_config.max_memory_bytes) << "), "
-          << d.queue_config.shards << " shards\n";
+          << d.queue_config.shards << " shards";
     }
+    out << " by "
+        << (d.queue_config.shard_by.empty()
+                ? std::string("every label")
+                : absl::StrJoin(d.queue_config.shard_by, ", "))
+        << "\n";
   }
   return kExitOk;
 }

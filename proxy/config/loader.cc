@@ -1253,24 +1253,7 @@ class Loader {
     }
     GetDuration(m, "remote_timeout", &d->remote_timeout, /*allow_zero=*/false);
     LoadRules(m, "write_relabel_configs", &d->write_relabel_configs);
-    // forbidden_labels
-    std::vector<Pos> forbidden_pos;
-    if (GetStringList(m, "forbidden_labels", &d->forbidden_labels,
-                      &forbidden_pos, true)) {
-      std::set<std::string> seen;
-      for (size_t i = 0; i < d->forbidden_labels.size(); ++i) {
-        const std::string& name = d->forbidden_labels[i];
-        std::string field = IndexPath(m.Child("forbidden_labels"), i);
-        if (!LabelNameOk(name, scheme_)) {
-          Error(forbidden_pos[i], field,
-                absl::StrCat(Quote(name), " is not a valid label name (want ",
-                             LabelNameRule(scheme_), ")"));
-        } else if (!seen.insert(name).second) {
-          Error(forbidden_pos[i], field,
-                absl::StrCat("duplicate label ", Quote(name)));
-        }
-      }
-    }
+    GetLabelNameList(m, "forbidden_labels", &d->forbidden_labels);
     if (const Entry* q = m.Find("queue_config")) {
       LoadQueue(*q, m.Child("queue_config"), &d->queue_config);
     }
@@ -1288,7 +1271,7 @@ class Loader {
     MapView m = ReadMap(
         e.value, path, e.key_pos,
         {"shards", "max_samples_per_send", "batch_send_deadline", "min_backoff",
-         "max_backoff", "retry_on_http_429", "max_memory_bytes"});
+         "max_backoff", "retry_on_http_429", "max_memory_bytes", "shard_by"});
     if (!m.valid) return;
     GetInt(m, "shards", &q->shards, 1, 4096);
     GetInt(m, "max_samples_per_send", &q->max_samples_per_send, 1, 10000000);
@@ -1306,6 +1289,27 @@ class Loader {
     }
     GetBool(m, "retry_on_http_429", &q->retry_on_http_429);
     GetBytes(m, "max_memory_bytes", &q->max_memory_bytes);
+    GetLabelNameList(m, "shard_by", &q->shard_by);
+  }
+
+  // A list of distinct, valid label names (forbidden_labels, shard_by).
+  void GetLabelNameList(const MapView& m, absl::string_view key,
+                        std::vector<std::string>* names) {
+    std::vector<Pos> positions;
+    if (!GetStringList(m, key, names, &positions, true)) return;
+    std::set<std::string> seen;
+    for (size_t i = 0; i < names->size(); ++i) {
+      const std::string& name = (*names)[i];
+      std::string field = IndexPath(m.Child(key), i);
+      if (!LabelNameOk(name, scheme_)) {
+        Error(positions[i], field,
+              absl::StrCat(Quote(name), " is not a valid label name (want ",
+                           LabelNameRule(scheme_), ")"));
+      } else if (!seen.insert(name).second) {
+        Error(positions[i], field,
+              absl::StrCat("duplicate label ", Quote(name)));
+      }
+    }
   }
 
   void LoadStorage(const Entry& e, const std::string& path, StorageConfig* s,

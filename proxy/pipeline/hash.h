@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "absl/types/span.h"
@@ -93,6 +94,32 @@ uint64_t StableLabelsHash(absl::Span<const L> labels) {
 inline uint64_t StableEncodedLabelsHash(std::string_view label_fields) {
   return StableHashBytes(hash_internal::kSeed ^ hash_internal::kP3,
                          label_fields);
+}
+
+// Hash of the values of the labels named in `names` (in that order; an
+// absent label counts as distinct from an empty one), or, when the series
+// has none of them, StableLabelsHash of all its labels.
+template <typename L>
+uint64_t StableShardKeyHash(absl::Span<const L> labels,
+                            absl::Span<const std::string> names) {
+  uint64_t h = hash_internal::kSeed ^ hash_internal::kP2;
+  bool any = false;
+  for (const std::string& name : names) {
+    const L* found = nullptr;
+    for (const L& l : labels) {
+      if (l.name == name) {
+        found = &l;
+        break;
+      }
+    }
+    if (found == nullptr) {
+      h = hash_internal::Mum(h ^ hash_internal::kP3, hash_internal::kP1);
+      continue;
+    }
+    any = true;
+    h = StableHashBytes(h, found->value);
+  }
+  return any ? h : StableLabelsHash(labels);
 }
 
 }  // namespace promrelay::pipeline

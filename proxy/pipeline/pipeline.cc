@@ -173,7 +173,7 @@ std::atomic<uint64_t> next_state_generation{1};
 // Per-thread buffers reused across requests: no allocation per series in
 // steady state.
 struct Scratch {
-  std::string decompressed;
+  wire::ByteBuffer decompressed;
   wire::WriteRequestView view;
   std::vector<relabel::Label> input;
   std::vector<wire::LabelView> out_labels;
@@ -413,10 +413,8 @@ absl::Status Pipeline::Ingest(std::string_view snappy_body,
     return absl::InvalidArgumentError(
         absl::StrCat("request body: ", st.message()));
   }
-  st = IngestDecompressed(s.decompressed, options, result);
-  if (s.decompressed.capacity() > kMaxRetainedScratchBytes) {
-    std::string().swap(s.decompressed);
-  }
+  st = IngestDecompressed(s.decompressed.view(), options, result);
+  s.decompressed.ShrinkTo(kMaxRetainedScratchBytes);
   return st;
 }
 
@@ -679,11 +677,18 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       if (changed && SameLabels(raw, final_labels)) changed = false;
       size_t shard = 0;
       if (dest.shards.size() > 1) {
-        // Unchanged series with their label fields first (every known
-        // sender) hash those bytes in one go; the others hash their labels.
-        const uint64_t h = !changed && contiguous
-                               ? StableEncodedLabelsHash(label_fields)
-                               : StableLabelsHash(final_labels);
+        const std::vector<std::string>& shard_by =
+            dest.cfg->queue_config.shard_by;
+        uint64_t h;
+        if (!shard_by.empty()) {
+          h = StableShardKeyHash(final_labels, absl::MakeConstSpan(shard_by));
+        } else if (!changed && contiguous) {
+          // Unchanged series with their label fields first (every known
+          // sender) hash those bytes in one go.
+          h = StableEncodedLabelsHash(label_fields);
+        } else {
+          h = StableLabelsHash(final_labels);
+        }
         shard = h % dest.shards.size();
       }
       if (changed) {

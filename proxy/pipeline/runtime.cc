@@ -144,6 +144,14 @@ absl::Status Runtime::Apply(std::shared_ptr<const config::Config> config) {
            {"shards", q.shards.size()},
            {"configured", d.queue_config.shards}});
     }
+    if (before != nullptr &&
+        before->queue_config.shard_by != d.queue_config.shard_by) {
+      logging::Warn(
+          "queue_config.shard_by changed; series move to other shards, so "
+          "while samples queued before the reload drain, a series' samples "
+          "may arrive out of order",
+          {{"destination", d.name}});
+    }
     if (before != nullptr && !SameStorage(*before, d)) {
       logging::Warn(
           "storage or queue bounds changed; they apply after a restart",

@@ -10,27 +10,226 @@
 
 namespace promrelay::wire {
 
-absl::Status SnappyDecompress(std::string_view compressed,
-                              size_t max_decompressed_bytes, std::string* out) {
-  size_t declared = 0;
+namespace {
+
+// Reads the length preamble; false if it is malformed (or over 32 bits, as
+// snappy's own reader).
+bool ReadPreamble(std::string_view block, size_t* length, size_t* used) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 5 && i < block.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(block[i]);
+    if (i == 4 && byte > 0x0f) return false;
+    v |= static_cast<uint32_t>(byte & 0x7f) << (7 * i);
+    if (byte < 0x80) {
+      *length = v;
+      *used = i + 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+inline void Copy16(char* dst, const char* src) {
+  char chunk[16];
+  std::memcpy(chunk, src, 16);
+  std::memcpy(dst, chunk, 16);
+}
+
+// 64 bytes in 16-byte steps, each read before it is written: with
+// dst - src >= 16 this is exactly a back-reference copy (a step only reads
+// bytes earlier steps already wrote), for any length up to 64.
+inline void Copy64(char* dst, const char* src) {
+  Copy16(dst, src);
+  Copy16(dst + 16, src + 16);
+  Copy16(dst + 32, src + 32);
+  Copy16(dst + 48, src + 48);
+}
+
+// An element's tag byte: what kind, its length, and (copies) its offset.
+struct Element {
+  bool literal = false;
+  size_t length = 0;
+  size_t offset = 0;  // copies only
+};
+
+// Decodes the element at *ip (which has at least one byte). `available` is
+// the input left after the tag. False if it runs past the input.
+inline bool ReadElement(const unsigned char*& ip, size_t available,
+                        Element* e) {
+  const unsigned tag = ip[-1];
+  switch (tag & 3) {
+    case 0: {
+      size_t length = (tag >> 2) + 1;
+      if (length > 60) {
+        const size_t extra = length - 60;
+        if (available < extra) return false;
+        length = 0;
+        for (size_t i = 0; i < extra; ++i) length |= size_t{ip[i]} << (8 * i);
+        length += 1;
+        ip += extra;
+      }
+      e->literal = true;
+      e->length = length;
+      return true;
+    }
+    case 1:
+      if (available < 1) return false;
+      e->literal = false;
+      e->length = ((tag >> 2) & 7) + 4;
+      e->offset = (size_t{tag >> 5} << 8) | ip[0];
+      ip += 1;
+      return true;
+    case 2:
+      if (available < 2) return false;
+      e->literal = false;
+      e->length = (tag >> 2) + 1;
+      e->offset = size_t{ip[0]} | size_t{ip[1]} << 8;
+      ip += 2;
+      return true;
+    default:
+      if (available < 4) return false;
+      e->literal = false;
+      e->length = (tag >> 2) + 1;
+      e->offset = size_t{ip[0]} | size_t{ip[1]} << 8 | size_t{ip[2]} << 16 |
+                  size_t{ip[3]} << 24;
+      ip += 4;
+      return true;
+  }
+}
+
+// Decodes the elements in [ip, in_end) into out[0, n); bytes out[n,
+// capacity) are scratch the fast path may scribble on. True when the
+// elements are valid and produce exactly n bytes.
+//
+// Most elements are short: while at least 64 bytes of input and of output
+// room remain, a literal or a copy moves a fixed 64 bytes (vector moves,
+// no length-dependent branches or memcpy calls) and only the first
+// `length` count. Near either end each element is copied exactly.
+bool DecodeElements(const unsigned char* ip, const unsigned char* in_end,
+                    char* out, size_t n, size_t capacity) {
+  char* op = out;
+  char* const op_end = out + n;
+  Element e;
+  while (ip < in_end) {
+    // 5: a tag and up to 4 length/offset bytes, then a literal's 64; and
+    // the 64-byte stores stay below out + capacity.
+    if (in_end - ip >= 5 + 64 &&
+        static_cast<size_t>(op - out) + 64 <= capacity) {
+      const unsigned tag = *ip++;
+      if ((tag & 3) == 0 && tag < (60 << 2)) {
+        const size_t length = (tag >> 2) + 1;
+        if (static_cast<size_t>(op_end - op) < length) return false;
+        Copy64(op, reinterpret_cast<const char*>(ip));
+        op += length;
+        ip += length;
+        continue;
+      }
+      ReadElement(ip, static_cast<size_t>(in_end - ip), &e);
+      if (e.literal) {  // one with its length in extra bytes
+        if (static_cast<size_t>(in_end - ip) < e.length ||
+            static_cast<size_t>(op_end - op) < e.length) {
+          return false;
+        }
+        std::memcpy(op, ip, e.length);
+        op += e.length;
+        ip += e.length;
+        continue;
+      }
+      if (e.offset == 0 || e.offset > static_cast<size_t>(op - out) ||
+          static_cast<size_t>(op_end - op) < e.length) {
+        return false;
+      }
+      const char* src = op - e.offset;
+      if (e.offset >= 16) {
+        Copy64(op, src);
+      } else {
+        for (size_t i = 0; i < e.length; ++i) op[i] = src[i];
+      }
+      op += e.length;
+      continue;
+    }
+    // Near the end of the input or the output: exact copies.
+    ++ip;
+    if (!ReadElement(ip, static_cast<size_t>(in_end - ip), &e)) return false;
+    if (e.literal) {
+      if (static_cast<size_t>(in_end - ip) < e.length ||
+          static_cast<size_t>(op_end - op) < e.length) {
+        return false;
+      }
+      std::memcpy(op, ip, e.length);
+      op += e.length;
+      ip += e.length;
+      continue;
+    }
+    if (e.offset == 0 || e.offset > static_cast<size_t>(op - out) ||
+        static_cast<size_t>(op_end - op) < e.length) {
+      return false;
+    }
+    const char* src = op - e.offset;
+    for (size_t i = 0; i < e.length; ++i) op[i] = src[i];
+    op += e.length;
+  }
+  return op == op_end;
+}
+
+// The length a block declares, checked against the cap; the elements'
+// start in *elements.
+absl::Status CheckedLength(std::string_view compressed,
+                           size_t max_decompressed_bytes, size_t* declared,
+                           std::string_view* elements) {
+  size_t used = 0;
   // Only the length preamble is read here, so a tiny body that claims
   // gigabytes is refused before a single byte is allocated for it.
-  if (!snappy::GetUncompressedLength(compressed.data(), compressed.size(),
-                                     &declared)) {
+  if (!ReadPreamble(compressed, declared, &used)) {
     return absl::InvalidArgumentError(
         "snappy: corrupt block (unreadable length preamble)");
   }
-  if (declared > max_decompressed_bytes) {
-    return absl::OutOfRangeError(absl::StrCat("decompressed size ", declared,
+  if (*declared > max_decompressed_bytes) {
+    return absl::OutOfRangeError(absl::StrCat("decompressed size ", *declared,
                                               " exceeds limit ",
                                               max_decompressed_bytes));
   }
+  *elements = compressed.substr(used);
+  return absl::OkStatus();
+}
+
+const unsigned char* Bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+}  // namespace
+
+absl::Status SnappyDecompress(std::string_view compressed,
+                              size_t max_decompressed_bytes, std::string* out) {
+  size_t declared = 0;
+  std::string_view elements;
+  absl::Status st =
+      CheckedLength(compressed, max_decompressed_bytes, &declared, &elements);
+  if (!st.ok()) return st;
   out->resize(declared);
-  if (!snappy::RawUncompress(compressed.data(), compressed.size(),
-                             out->data())) {
+  if (!DecodeElements(Bytes(elements), Bytes(elements) + elements.size(),
+                      out->data(), declared, declared)) {
     out->clear();
     return absl::InvalidArgumentError("snappy: corrupt block");
   }
+  return absl::OkStatus();
+}
+
+absl::Status SnappyDecompress(std::string_view compressed,
+                              size_t max_decompressed_bytes, ByteBuffer* out) {
+  size_t declared = 0;
+  std::string_view elements;
+  absl::Status st =
+      CheckedLength(compressed, max_decompressed_bytes, &declared, &elements);
+  if (!st.ok()) return st;
+  // Room for the fast path's overshoot past the end.
+  char* data = out->Prepare(declared + kSnappyDecodeSlack);
+  if (!DecodeElements(Bytes(elements), Bytes(elements) + elements.size(), data,
+                      declared, declared + kSnappyDecodeSlack)) {
+    out->clear();
+    return absl::InvalidArgumentError("snappy: corrupt block");
+  }
+  out->set_size(declared);
   return absl::OkStatus();
 }
 

@@ -49,6 +49,14 @@ class ByteBuffer {
   size_t capacity_ = 0;
 };
 
+// Bytes past the output a ByteBuffer decompression may use as scratch.
+inline constexpr size_t kSnappyDecodeSlack = 64;
+
+// SnappyDecompress into a ByteBuffer: nothing is zero-filled first, and the
+// buffer's spare room lets most elements be copied in fixed-size moves.
+absl::Status SnappyDecompress(std::string_view compressed,
+                              size_t max_decompressed_bytes, ByteBuffer* out);
+
 // A snappy block is a length preamble and a stream of elements; a copy
 // element only reaches back into output already produced. So element
 // streams compressed on their own can be joined under one preamble that

@@ -310,6 +310,7 @@ TEST_CASE("check-config summary, --syntax-only and secret handling",
   - name: vm
     url: http://vm/api/v1/write
     bearer_token: inline-secret
+    queue_config: {shards: 2, shard_by: []}
 )";
   Run r = CheckConfigText(dir, yaml);
   INFO(r.err);
@@ -323,7 +324,10 @@ TEST_CASE("check-config summary, --syntax-only and secret handling",
                    "/q/gc (max 2GiB, on_full drop_oldest, fsync never)") !=
         std::string::npos);
   CHECK(r.out.find("auth: bearer_token") != std::string::npos);
-  CHECK(r.out.find("queue: memory (max 256MiB)") != std::string::npos);
+  CHECK(r.out.find("fsync never), 4 shards by job, instance, __name__\n") !=
+        std::string::npos);
+  CHECK(r.out.find("queue: memory (max 256MiB), 2 shards by every label\n") !=
+        std::string::npos);
   for (const char* secret : {"hunter2", "querysecret", "inline-secret"}) {
     CHECK(r.out.find(secret) == std::string::npos);
   }

@@ -91,6 +91,7 @@ remote_write:
       max_backoff: 10s
       retry_on_http_429: false
       max_memory_bytes: 64MiB
+      shard_by: [instance]
     storage:
       path: queues/gc
       max_bytes: 2GiB
@@ -172,6 +173,7 @@ remote_write:
   CHECK(gc.queue_config.max_backoff == absl::Seconds(10));
   CHECK_FALSE(gc.queue_config.retry_on_http_429);
   CHECK(gc.queue_config.max_memory_bytes == 64ull << 20);
+  CHECK(gc.queue_config.shard_by == std::vector<std::string>{"instance"});
   REQUIRE(gc.storage.has_value());
   CHECK(gc.storage->path == dir.path() + "/queues/gc");
   CHECK(gc.storage->max_bytes == 2ull << 30);
@@ -214,6 +216,8 @@ TEST_CASE("defaults", "[loader]") {
   CHECK(d.queue_config.max_backoff == absl::Seconds(5));
   CHECK(d.queue_config.retry_on_http_429);
   CHECK(d.queue_config.max_memory_bytes == 256ull << 20);
+  CHECK(d.queue_config.shard_by ==
+        std::vector<std::string>{"job", "instance", "__name__"});
   CHECK_FALSE(d.storage.has_value());
   CHECK(d.write_relabel_configs.empty());
   CHECK(d.forbidden_labels.empty());
@@ -704,6 +708,10 @@ remote_write:
   - name: a
     url: http://a/x
     forbidden_labels: [project_id, "", project_id]
+    queue_config: {shard_by: [job, job, ""]}
+  - name: b
+    url: http://b/x
+    queue_config: {shard_by: []}
 )");
   INFO(l.Dump());
   CHECK(l.Has(5, "server.clients[0].inject_labels.", "not a valid label name"));
@@ -714,8 +722,12 @@ remote_write:
   CHECK(l.Has(14, "remote_write[0].forbidden_labels[1]",
               "not a valid label name"));
   CHECK(l.Has(14, "remote_write[0].forbidden_labels[2]", "duplicate label"));
+  CHECK(l.Has(15, "remote_write[0].queue_config.shard_by[1]",
+              "duplicate label \"job\""));
+  CHECK(l.Has(15, "remote_write[0].queue_config.shard_by[2]",
+              "not a valid label name"));
   CHECK_FALSE(l.AnyContains("t1"));
-  CHECK(l.errors.size() == 6);
+  CHECK(l.errors.size() == 8);
 
   Loaded legacy = Load(R"(global: {metric_name_validation_scheme: legacy}
 remote_write:
@@ -730,6 +742,22 @@ remote_write:
     forbidden_labels: [ok_name, "dotted.name"]
 )");
   CHECK(utf8.ok());
+}
+
+TEST_CASE("shard_by: [] means every label", "[loader]") {
+  Loaded l = Load(R"(remote_write:
+  - name: a
+    url: http://a/x
+    queue_config: {shard_by: []}
+  - name: b
+    url: http://b/x
+    queue_config: {shard_by: [pod]}
+)");
+  INFO(l.Dump());
+  REQUIRE(l.ok());
+  CHECK(l.config->remote_write[0].queue_config.shard_by.empty());
+  CHECK(l.config->remote_write[1].queue_config.shard_by ==
+        std::vector<std::string>{"pod"});
 }
 
 TEST_CASE("storage paths must differ between destinations", "[loader]") {

@@ -233,7 +233,7 @@ TEST_CASE("records hold at most max_samples_per_send samples") {
   CHECK(series[10].samples_size() == 20);
 }
 
-TEST_CASE("sharding is by a stable hash of the final labels") {
+TEST_CASE("shard_by: [] shards by a stable hash of all the final labels") {
   // Golden values: the hash must never change between builds or runs, or a
   // disk queue's series would change shard after an upgrade.
   std::vector<relabel::Label> labels = {{"__name__", "up"}, {"job", "api"}};
@@ -264,6 +264,7 @@ TEST_CASE("sharding is by a stable hash of the final labels") {
   config::Destination d;
   d.name = "sharded";
   d.queue_config.shards = 4;
+  d.queue_config.shard_by.clear();
   cfg->remote_write.push_back(std::move(d));
   Fixture a(cfg);
   Fixture b(cfg);
@@ -297,6 +298,7 @@ TEST_CASE("sharding is by a stable hash of the final labels") {
   config::Destination r;
   r.name = "relabeled";
   r.queue_config.shards = 4;
+  r.queue_config.shard_by.clear();
   r.write_relabel_configs =
       testing::Rules({testing::Replace("i", "copy", "$1")});
   relabeled->remote_write.push_back(std::move(r));
@@ -314,6 +316,98 @@ TEST_CASE("sharding is by a stable hash of the final labels") {
     }
   }
   CHECK(seen == 200);
+}
+
+TEST_CASE("by default a series' shard follows its job, instance and name") {
+  // Golden values, as for the all-labels hash: a disk queue's series keep
+  // their shard across restarts and upgrades.
+  const std::vector<std::string> by = {"job", "instance", "__name__"};
+  const auto key_hash = [&](const std::vector<relabel::Label>& l) {
+    return StableShardKeyHash(absl::MakeConstSpan(l), absl::MakeConstSpan(by));
+  };
+  const std::vector<relabel::Label> node = {
+      {"__name__", "node_cpu_seconds_total"},
+      {"cpu", "0"},
+      {"instance", "10.0.0.1:9100"},
+      {"job", "node-exporter"},
+      {"mode", "idle"}};
+  CHECK(key_hash(node) == 0x6e3c019e67227229ULL);
+  std::vector<relabel::Label> other_mode = node;
+  other_mode[4].value = "user";
+  CHECK(key_hash(other_mode) == key_hash(node));
+  std::vector<relabel::Label> other_instance = node;
+  other_instance[2].value = "10.0.0.2:9100";
+  CHECK(key_hash(other_instance) != key_hash(node));
+  // An absent label differs from an empty one, and from a value that has
+  // moved to another of the named labels.
+  std::vector<relabel::Label> no_instance = node;
+  no_instance.erase(no_instance.begin() + 2);
+  std::vector<relabel::Label> empty_instance = node;
+  empty_instance[2].value = "";
+  CHECK(key_hash(no_instance) != key_hash(empty_instance));
+  const std::vector<relabel::Label> a = {{"instance", "x"}};
+  const std::vector<relabel::Label> b = {{"job", "x"}};
+  CHECK(key_hash(a) != key_hash(b));
+  // None of the named labels: the hash of all of them.
+  const std::vector<relabel::Label> bare = {{"cpu", "0"}, {"mode", "idle"}};
+  CHECK(key_hash(bare) == StableLabelsHash(absl::MakeConstSpan(bare)));
+
+  auto cfg = std::make_shared<config::Config>();
+  config::Destination d;
+  d.name = "sharded";
+  d.queue_config.shards = 4;
+  cfg->remote_write.push_back(std::move(d));
+  config::Destination r;
+  r.name = "relabeled";
+  r.queue_config.shards = 4;
+  // The shard follows the final labels: here the instance a rule writes.
+  r.write_relabel_configs =
+      testing::Rules({testing::Replace("target", "instance", "$1")});
+  cfg->remote_write.push_back(std::move(r));
+  Fixture f(cfg);
+  prometheus::WriteRequest req;
+  for (int t = 0; t < 40; ++t) {
+    for (int m = 0; m < 3; ++m) {
+      for (int i = 0; i < 5; ++i) {
+        AddSeries(&req, {{"__name__", "metric_" + std::to_string(m)},
+                         {"i", std::to_string(i)},
+                         {"instance", "host-" + std::to_string(t)},
+                         {"job", "node"},
+                         {"target", "t" + std::to_string(t)}});
+      }
+    }
+  }
+  // No job, instance or name: sharded by all labels, so spread out too.
+  for (int i = 0; i < 100; ++i) AddSeries(&req, {{"i", std::to_string(i)}});
+  REQUIRE(f.pipeline->Ingest(Body(req)).ok());
+  for (const char* dest : {"sharded", "relabeled"}) {
+    INFO(dest);
+    std::map<std::string, int> shard_of_key;
+    size_t seen = 0, bare = 0;
+    for (int s = 0; s < 4; ++s) {
+      const auto series = f.fakes[dest][s]->Series();
+      CHECK(series.size() > 100);  // 700 series spread over every shard
+      for (const auto& ts : series) {
+        std::vector<relabel::Label> l;
+        for (const auto& x : ts.labels()) l.push_back({x.name(), x.value()});
+        CHECK(key_hash(l) % 4 == static_cast<uint64_t>(s));
+        ++seen;
+        const std::string instance = testing::Get(LabelsOf(ts), "instance");
+        if (instance.empty()) {
+          ++bare;
+          continue;
+        }
+        // Every series of one target and name in one shard.
+        const std::string key =
+            instance + "/" + testing::Get(LabelsOf(ts), "__name__");
+        auto [it, fresh] = shard_of_key.emplace(key, s);
+        CHECK(it->second == s);
+      }
+    }
+    CHECK(seen == 700);
+    CHECK(bare == 100);
+    CHECK(shard_of_key.size() == 120);
+  }
 }
 
 TEST_CASE("request limits name the limit and the value") {
