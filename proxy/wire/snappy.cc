@@ -113,43 +113,17 @@ bool DecodeElements(const unsigned char* ip, const unsigned char* in_end,
   while (ip < in_end) {
     // 5: a tag and up to 4 length/offset bytes, then a literal's 64; and
     // the 64-byte stores stay below out + capacity.
-    if (in_end - ip >= 5 + 64 &&
-        static_cast<size_t>(op - out) + 64 <= capacity) {
-      const unsigned tag = *ip++;
-      if ((tag & 3) == 0 && tag < (60 << 2)) {
-        const size_t length = (tag >> 2) + 1;
-        if (static_cast<size_t>(op_end - op) < length) return false;
-        Copy64(op, reinterpret_cast<const char*>(ip));
-        op += length;
-        ip += length;
-        continue;
-      }
-      ReadElement(ip, static_cast<size_t>(in_end - ip), &e);
-      if (e.literal) {  // one with its length in extra bytes
-        if (static_cast<size_t>(in_end - ip) < e.length ||
-            static_cast<size_t>(op_end - op) < e.length) {
-          return false;
-        }
-        std::memcpy(op, ip, e.length);
-        op += e.length;
-        ip += e.length;
-        continue;
-      }
-      if (e.offset == 0 || e.offset > static_cast<size_t>(op - out) ||
-          static_cast<size_t>(op_end - op) < e.length) {
-        return false;
-      }
-      const char* src = op - e.offset;
-      if (e.offset >= 16) {
-        Copy64(op, src);
-      } else {
-        for (size_t i = 0; i < e.length; ++i) op[i] = src[i];
-      }
-      op += e.length;
+    const bool fast =
+        in_end - ip >= 5 + 64 && static_cast<size_t>(op - out) + 64 <= capacity;
+    const unsigned tag = *ip++;
+    if (fast && (tag & 3) == 0 && tag < (60 << 2)) {  // literal, ≤ 60 bytes
+      const size_t length = (tag >> 2) + 1;
+      if (static_cast<size_t>(op_end - op) < length) return false;
+      Copy64(op, reinterpret_cast<const char*>(ip));
+      op += length;
+      ip += length;
       continue;
     }
-    // Near the end of the input or the output: exact copies.
-    ++ip;
     if (!ReadElement(ip, static_cast<size_t>(in_end - ip), &e)) return false;
     if (e.literal) {
       if (static_cast<size_t>(in_end - ip) < e.length ||
@@ -166,7 +140,11 @@ bool DecodeElements(const unsigned char* ip, const unsigned char* in_end,
       return false;
     }
     const char* src = op - e.offset;
-    for (size_t i = 0; i < e.length; ++i) op[i] = src[i];
+    if (fast && e.offset >= 16) {
+      Copy64(op, src);
+    } else {
+      for (size_t i = 0; i < e.length; ++i) op[i] = src[i];
+    }
     op += e.length;
   }
   return op == op_end;
