@@ -238,8 +238,14 @@ class Parser {
     return Fail(p, absl::StrCat(what, " longer than 10 bytes"));
   }
 
-  // Reads a tag at *p. Rejects tags that do not fit 32 bits and field 0.
+  // Reads a tag at *p (requires *p < end). Rejects tags that do not fit 32
+  // bits and field 0.
   ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadTag(Ptr* p, Ptr end, uint32_t* tag) {
+    // Nearly every tag is one byte (field numbers below 16).
+    if (ABSL_PREDICT_TRUE(**p < 0x80 && (**p >> 3) != 0)) {
+      *tag = *(*p)++;
+      return true;
+    }
     uint64_t t;
     Ptr q = ReadVarint(*p, end, &t);
     if (ABSL_PREDICT_FALSE(q == nullptr)) return VarintError(*p, end, "tag");
@@ -483,11 +489,7 @@ class Parser {
     while (p < end) {
       const Ptr field_start = p;
       uint32_t tag = 0;
-      if (ABSL_PREDICT_TRUE(*p < 0x80)) {
-        tag = *p++;
-      } else if (!ReadTag(&p, end, &tag)) {
-        return false;  // not reached: the body was checked
-      }
+      if (!ReadTag(&p, end, &tag)) return false;  // not reached: checked
       if (tag != Tag(1, kWireLen)) {
         if (!SkipField(&p, end, field_start, tag)) return false;
         continue;
@@ -524,11 +526,7 @@ class Parser {
     while (p < end) {
       const Ptr field_start = p;
       uint32_t tag = 0;
-      if (ABSL_PREDICT_TRUE(*p < 0x80)) {
-        tag = *p++;
-      } else if (!ReadTag(&p, end, &tag)) {
-        return false;
-      }
+      if (!ReadTag(&p, end, &tag)) return false;
       std::string_view sub;
       switch (tag) {
         case Tag(1, kWireLen): {
@@ -579,10 +577,6 @@ class Parser {
           break;
         }
         default: {
-          if ((tag >> 3) == 0) {
-            return Fail(field_start, "invalid field number",
-                        absl::StrCat("tag ", tag));
-          }
           const uint32_t field = tag >> 3;
           if (field >= 1 && field <= 4) {
             static constexpr const char* kNames[] = {"", "labels", "samples",
@@ -746,11 +740,7 @@ absl::Status WriteRequestView::ParseImpl(std::string_view buf,
   while (p < end) {
     const Ptr field_start = p;
     uint32_t tag = 0;
-    if (ABSL_PREDICT_TRUE(*p < 0x80)) {
-      tag = *p++;
-    } else if (!parser.ReadTag(&p, end, &tag)) {
-      return fail();
-    }
+    if (!parser.ReadTag(&p, end, &tag)) return fail();
     std::string_view sub;
     if (ABSL_PREDICT_TRUE(tag == Tag(1, kWireLen))) {
       if (!parser.ReadLen(&p, end, field_start, &sub)) return fail();
@@ -772,11 +762,6 @@ absl::Status WriteRequestView::ParseImpl(std::string_view buf,
       }
       metadata_.push_back(sub);
     } else {
-      if ((tag >> 3) == 0) {
-        parser.Fail(field_start, "invalid field number",
-                    absl::StrCat("tag ", tag));
-        return fail();
-      }
       if (tag >> 3 == 1 || tag >> 3 == 3) {
         parser.WrongWireType(field_start, tag,
                              tag >> 3 == 1 ? "timeseries" : "metadata",
