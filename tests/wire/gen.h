@@ -102,6 +102,37 @@ struct Bytes {
   }
 };
 
+// A Label message's bytes, and a plain Sample's (value field 1, timestamp 17).
+inline std::string Label(std::string_view name, std::string_view value) {
+  return Bytes().Len(1, name).Len(2, value).b;
+}
+inline std::string Sample() { return Bytes().Fixed64(1).VarintField(2, 17).b; }
+
+// Applies 1..max_edits random byte edits to *m: flip a bit, overwrite a
+// byte, delete a byte; with `resize`, deletions take 1-3 bytes and a byte
+// may be inserted too.
+inline void Mutate(std::string* m, std::mt19937_64& rng, int max_edits,
+                   bool resize) {
+  const int edits = 1 + static_cast<int>(rng() % max_edits);
+  for (int e = 0; e < edits && !m->empty(); ++e) {
+    const size_t pos = rng() % m->size();
+    switch (rng() % (resize ? 4 : 3)) {
+      case 0:
+        (*m)[pos] ^= static_cast<char>(1u << (rng() % 8));
+        break;
+      case 1:
+        (*m)[pos] = static_cast<char>(rng());
+        break;
+      case 2:
+        m->erase(pos, resize ? 1 + rng() % 3 : 1);
+        break;
+      case 3:
+        m->insert(pos, 1, static_cast<char>(rng()));
+        break;
+    }
+  }
+}
+
 }  // namespace promrelay::wire::testing
 
 #endif  // PROMRELAY_TESTS_WIRE_GEN_H_

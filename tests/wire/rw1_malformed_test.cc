@@ -18,11 +18,10 @@ using testing::Bytes;
 using testing::ExactBuffer;
 using testing::Generator;
 using testing::GenOptions;
+using testing::Label;
+using testing::Mutate;
+using testing::Sample;
 
-std::string Label(std::string_view n, std::string_view v) {
-  return Bytes().Len(1, n).Len(2, v).b;
-}
-std::string Sample() { return Bytes().Fixed64(1).VarintField(2, 17).b; }
 std::string Series(std::string_view extra = {}) {
   return Bytes().Len(1, Label("__name__", "up")).Len(2, Sample()).Raw(extra).b;
 }
@@ -254,24 +253,7 @@ TEST_CASE("randomized mutations never crash", "[rw1][malformed]") {
     const std::string original = gen.Request(opt).SerializeAsString();
     for (int iter = 0; iter < 150; ++iter) {
       std::string m = original;
-      const int edits = 1 + static_cast<int>(rng() % 4);
-      for (int e = 0; e < edits && !m.empty(); ++e) {
-        const size_t pos = rng() % m.size();
-        switch (rng() % 4) {
-          case 0:
-            m[pos] ^= static_cast<char>(1u << (rng() % 8));
-            break;
-          case 1:
-            m[pos] = static_cast<char>(rng());
-            break;
-          case 2:
-            m.erase(pos, 1 + rng() % 3);
-            break;
-          case 3:
-            m.insert(pos, 1, static_cast<char>(rng()));
-            break;
-        }
-      }
+      Mutate(&m, rng, 4, /*resize=*/true);
       ExactBuffer buf(m);
       absl::Status st = v.Parse(buf.view());
       if (!st.ok()) {

@@ -19,11 +19,9 @@ using testing::Bytes;
 using testing::ExactBuffer;
 using testing::Generator;
 using testing::GenOptions;
-
-std::string Label(std::string_view n, std::string_view v) {
-  return Bytes().Len(1, n).Len(2, v).b;
-}
-std::string Sample() { return Bytes().Fixed64(1).VarintField(2, 17).b; }
+using testing::Label;
+using testing::Mutate;
+using testing::Sample;
 
 // Checks the split parse against Parse on `bytes`; returns whether Parse
 // accepted them.
@@ -164,21 +162,7 @@ TEST_CASE("split parse: mutations and truncations agree with Parse",
     const std::string original = gen.Request(opt).SerializeAsString();
     for (int iter = 0; iter < 100; ++iter) {
       std::string m = original;
-      const int edits = 1 + static_cast<int>(rng() % 3);
-      for (int e = 0; e < edits && !m.empty(); ++e) {
-        const size_t pos = rng() % m.size();
-        switch (rng() % 3) {
-          case 0:
-            m[pos] ^= static_cast<char>(1u << (rng() % 8));
-            break;
-          case 1:
-            m[pos] = static_cast<char>(rng());
-            break;
-          case 2:
-            m.erase(pos, 1);
-            break;
-        }
-      }
+      Mutate(&m, rng, 3, /*resize=*/false);
       INFO("round " << round << " iter " << iter);
       (CheckSplitAgrees(m) ? accepted : rejected)++;
     }
