@@ -525,6 +525,26 @@ TEST_CASE("listen errors are reported") {
   CHECK(st.message().find("server.tls.cert_file") != absl::string_view::npos);
 }
 
+// A TLS connection to the server that trusts `ca_file`, handshake done.
+struct TlsClient {
+  asio::io_context ioc;
+  asio::ssl::context ctx{asio::ssl::context::tls_client};
+  beast::ssl_stream<beast::tcp_stream> stream;
+  TlsClient(int port, const std::string& ca_file)
+      : stream(ioc, Trusting(ca_file)) {
+    beast::get_lowest_layer(stream).connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    stream.handshake(asio::ssl::stream_base::client);
+  }
+
+ private:
+  asio::ssl::context& Trusting(const std::string& ca_file) {
+    ctx.load_verify_file(ca_file);
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    return ctx;
+  }
+};
+
 TEST_CASE("TLS listener") {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("promrelay-server-tls-" + std::to_string(::getpid()));
@@ -538,14 +558,8 @@ TEST_CASE("TLS listener") {
   REQUIRE(std::system(cmd.c_str()) == 0);
   {
     Fixture f(nullptr, config::ServerTls{cert, key});
-    asio::io_context ioc;
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    ctx.load_verify_file(cert);
-    ctx.set_verify_mode(asio::ssl::verify_peer);
-    beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
-    beast::get_lowest_layer(stream).connect(
-        tcp::endpoint(asio::ip::make_address("127.0.0.1"), f.server->port()));
-    stream.handshake(asio::ssl::stream_base::client);
+    TlsClient client(f.server->port(), cert);
+    beast::ssl_stream<beast::tcp_stream>& stream = client.stream;
     http::request<http::string_body> req{http::verb::post, "/api/v1/write", 11};
     req.set(http::field::host, "localhost");
     req.set(http::field::content_type, "application/x-protobuf");
@@ -572,22 +586,15 @@ TEST_CASE("TLS listener") {
 
 // The subject CN of the certificate a TLS handshake with the server shows.
 std::string ServedCommonName(int port, const std::string& ca_file) {
-  asio::io_context ioc;
-  asio::ssl::context ctx(asio::ssl::context::tls_client);
-  ctx.load_verify_file(ca_file);
-  ctx.set_verify_mode(asio::ssl::verify_peer);
-  beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
-  beast::get_lowest_layer(stream).connect(
-      tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-  stream.handshake(asio::ssl::stream_base::client);
-  X509* cert = SSL_get_peer_certificate(stream.native_handle());
+  TlsClient client(port, ca_file);
+  X509* cert = SSL_get_peer_certificate(client.stream.native_handle());
   REQUIRE(cert != nullptr);
   char cn[256] = {};
   X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
                             sizeof cn);
   X509_free(cert);
   beast::error_code ec;
-  stream.shutdown(ec);
+  client.stream.shutdown(ec);
   return cn;
 }
 
