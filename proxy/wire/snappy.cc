@@ -294,24 +294,22 @@ char* CompressElementsAt(std::string_view in, char* p) {
   return sink.pos();
 }
 
-// The elements of a snappy block: what follows its length preamble.
+// The elements of a snappy block: what follows its length preamble (none
+// if the preamble is unreadable).
 std::string_view ElementsOf(std::string_view block, size_t* length) {
-  uint64_t v = 0;
-  size_t i = 0;
-  for (int shift = 0; i < block.size() && i < 5; shift += 7) {
-    const auto byte = static_cast<unsigned char>(block[i++]);
-    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if (byte < 0x80) break;
+  size_t used = 0;
+  if (!ReadPreamble(block, length, &used)) {
+    *length = 0;
+    return {};
   }
-  *length = static_cast<size_t>(v);
-  return block.substr(i);
+  return block.substr(used);
 }
 
 }  // namespace
 
 size_t SnappyDeclaredLength(std::string_view block) {
   size_t n = 0;
-  if (!snappy::GetUncompressedLength(block.data(), block.size(), &n)) return 0;
+  ElementsOf(block, &n);
   return n;
 }
 
