@@ -336,6 +336,19 @@ void CheckAgainstReference(std::string_view block) {
   if (!st_buf.ok()) CHECK(buf.size() == 0);
 }
 
+TEST_CASE("the declared length is read from the preamble alone", "[snappy]") {
+  for (size_t n : {0, 1, 127, 128, 16384, 70000}) {
+    std::string block;
+    SnappyCompress(RandomText(n, 31), &block);
+    CHECK(SnappyDeclaredLength(block) == n);
+    CHECK(SnappyDeclaredLength(Preamble(static_cast<uint32_t>(n))) == n);
+  }
+  CHECK(SnappyDeclaredLength("") == 0);
+  CHECK(SnappyDeclaredLength("\xff\xff\xff\xff\xff\xff") == 0);  // no end
+  CHECK(SnappyDeclaredLength("\xff\xff\xff\xff\x10") == 0);  // over 32 bits
+  CHECK(SnappyDeclaredLength("\xff\xff\xff\xff\x0f") == 0xffffffffu);
+}
+
 TEST_CASE("snappy decoder agrees with libsnappy", "[snappy]") {
   SECTION("what libsnappy compresses, every size class and pattern") {
     std::mt19937_64 rng(21);
