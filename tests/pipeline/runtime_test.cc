@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "proxy/metrics/log.h"
 #include "tests/pipeline/test_util.h"
 
 namespace promrelay::pipeline {
@@ -101,6 +103,43 @@ TEST_CASE("apply and reload with kept and added and removed destinations") {
   size_t appended = 0;
   for (const auto& q : env.created) appended += q->records.size();
   CHECK(appended == 2);
+}
+
+TEST_CASE("a reload that changes shard_by warns and applies at once") {
+  std::mutex mu;
+  std::string logs;
+  logging::SetSinkForTesting([&](std::string_view line) {
+    std::lock_guard<std::mutex> lock(mu);
+    logs.append(line);
+  });
+  Env env;
+  auto by_job = Dests({{"a", "u1"}}, 4);
+  by_job->remote_write[0].queue_config.shard_by = {"job"};
+  REQUIRE(env.runtime.Apply(by_job).ok());
+  prometheus::WriteRequest req;
+  for (int i = 0; i < 40; ++i) {
+    testing::AddSeries(
+        &req, {{"__name__", "m"}, {"i", std::to_string(i)}, {"job", "one"}});
+  }
+  // Every series has the same job: one shard gets them all.
+  const auto shards_used = [&] {
+    for (const auto& q : env.created) q->records.clear();
+    REQUIRE(env.runtime.pipeline().Ingest(testing::Body(req)).ok());
+    int used = 0;
+    for (const auto& q : env.created) used += q->records.empty() ? 0 : 1;
+    return used;
+  };
+  CHECK(shards_used() == 1);
+  CHECK(logs.find("shard_by changed") == std::string::npos);
+
+  auto by_all = Dests({{"a", "u1"}}, 4);
+  by_all->remote_write[0].queue_config.shard_by.clear();
+  REQUIRE(env.runtime.Apply(by_all).ok());
+  logging::SetSinkForTesting(nullptr);
+  CHECK(shards_used() == 4);  // by every label: spread at once
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK_THAT(logs, Catch::Contains("queue_config.shard_by changed"));
+  CHECK_THAT(logs, Catch::Contains("destination=a"));
 }
 
 TEST_CASE("a failing reload changes nothing") {
