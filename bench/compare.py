@@ -2,9 +2,13 @@
 """Side-by-side load benchmark: promrelay vs vmagent doing the Starform split.
 
 In one run, against the same blackhole sink and the same generated payloads,
-each proxy gets: a warm-up, a closed-loop phase (maximum accepted samples/s;
-CPU seconds per million samples from /proc/<pid>/stat), and an open-loop
-phase at half of promrelay's maximum (client latency p50/p99). After every
+each proxy gets: a warm-up, closed-loop rounds (maximum accepted samples/s;
+CPU seconds per million samples from /proc/<pid>/stat) that alternate
+between the two proxies (--repeat, default 3: this machine's speed drifts by
+±15 % over minutes, and a slow stretch should hit both, not one; the table
+gives medians, and the CPU ratio is the median of the rounds' ratios), and
+an open-loop phase at half of promrelay's median maximum (client latency
+p50/p99). Both proxies stay up for the whole run. After every
 phase the sink must hold exactly what the generator says each destination
 should receive (sample counts and an order-independent fingerprint of labels,
 timestamps and values), with no malformed request and no tenant label on the
@@ -264,6 +268,10 @@ def write_configs(workdir, sink, port, args):
     with open(p2, "w") as f:
         f.write(rules_customer)
     indent = lambda s: "".join("      " + l + "\n" for l in s.splitlines())
+    # vmagent flushes every second (-remoteWrite.flushInterval): the same.
+    queue_config = "batch_send_deadline: 1s"
+    if args.max_samples_per_send:
+        queue_config += f", max_samples_per_send: {args.max_samples_per_send}"
     cfg = os.path.join(workdir, "promrelay.yml")
     with open(cfg, "w") as f:
         f.write(
@@ -276,12 +284,12 @@ def write_configs(workdir, sink, port, args):
             f"    url: {sink.url(PLATFORM_PATH)}\n"
             "    write_relabel_configs:\n" + indent(rules_platform) +
             f"    forbidden_labels: [{', '.join(TENANT_LABELS)}]\n"
-            "    queue_config: {batch_send_deadline: 1s}\n" +
+            f"    queue_config: {{{queue_config}}}\n" +
             storage_yaml(args, workdir, "grafana-cloud") +
             "  - name: victoriametrics\n"
             f"    url: {sink.url(CUSTOMER_PATH)}\n"
             "    write_relabel_configs:\n" + indent(rules_customer) +
-            "    queue_config: {batch_send_deadline: 1s}\n" +
+            f"    queue_config: {{{queue_config}}}\n" +
             storage_yaml(args, workdir, "victoriametrics"))
     return cfg, p1, p2
 
@@ -301,120 +309,192 @@ def promrelay_usable(args, cfg):
     return True, ""
 
 
-def measure(args, name, cmd, ready_url, sink, ingest_url, workdir, rate_rps):
-    logfile = os.path.join(workdir, f"{name}.log")
-    log(f"{name}: starting: {' '.join(cmd)}")
-    res = {"name": name, "problems": []}
-    try:
-        proc = subprocess.Popen(cmd, stdout=open(logfile, "w"),
-                                stderr=subprocess.STDOUT, cwd=workdir)
-    except OSError as e:
-        res["problems"].append(f"{name}: cannot start: {e}")
-        return res
-    PROCS.append(proc)
-    try:
+class Proxy:
+    """One proxy under test: started once, then measured phase by phase so
+    that the two proxies' closed-loop rounds can alternate."""
+
+    def __init__(self, args, name, cmd, ready_url, ingest_url, workdir):
+        self.args, self.name, self.cmd = args, name, cmd
+        self.ready_url, self.ingest_url, self.workdir = (ready_url, ingest_url,
+                                                         workdir)
+        self.logfile = os.path.join(workdir, f"{name}.log")
+        self.proc = None
+        self.failed = False
+        self.res = {"name": name, "problems": [], "max_rounds": []}
+
+    def start(self):
+        """True when the proxy is up; else the reason is in self.res."""
+        log(f"{self.name}: starting: {' '.join(self.cmd)}")
         try:
-            wait_ready(proc, ready_url, 30, logfile)
+            self.proc = subprocess.Popen(
+                self.cmd, stdout=open(self.logfile, "w"),
+                stderr=subprocess.STDOUT, cwd=self.workdir)
+        except OSError as e:
+            self.res["problems"].append(f"{self.name}: cannot start: {e}")
+            self.failed = True
+            return False
+        PROCS.append(self.proc)
+        try:
+            wait_ready(self.proc, self.ready_url, 30, self.logfile)
         except RuntimeError as e:
-            # The CLI exists before the server does: say so, don't call it a
-            # delivery failure.
-            if proc.poll() is not None and "not built yet" in tail(logfile):
-                res["unavailable"] = ("`promrelay --config` says: " +
-                                      tail(logfile, 3).strip())
-                log(f"{name}: NOT MEASURED: {res['unavailable']}")
-                return res
-            raise
-        pid = proc.pid
-        rss_idle = proc_status(pid, "VmRSS")
+            self.failed = True
+            # The CLI exists before the server does: say so, don't call it
+            # a delivery failure.
+            if (self.proc.poll() is not None and
+                    "not built yet" in tail(self.logfile)):
+                self.res["unavailable"] = ("`promrelay --config` says: " +
+                                           tail(self.logfile, 3).strip())
+                log(f"{self.name}: NOT MEASURED: {self.res['unavailable']}")
+            else:
+                self.res["problems"].append(f"{self.name}: {e}")
+                log(f"{self.name}: FAILED: {e}")
+            return False
+        self.res["idle_rss_bytes"] = proc_status(self.proc.pid, "VmRSS")
+        return True
 
-        def phase(label, extra):
-            before = sink.stats()
-            perf = None
-            if args.perf and label == "max" and shutil.which("perf"):
-                # Profile the closed-loop phase: perf report -i <file>.
-                perf = subprocess.Popen(
-                    ["perf", "record", "-F", "499", "--call-graph",
-                     args.perf_call_graph, "-p", str(pid), "-o",
-                     os.path.join(args.out, f"{name}.perf.data")],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                PROCS.append(perf)
-            cpu0 = cpu_seconds(pid)
-            faults0, switches0 = minor_faults(pid), context_switches(pid)
-            sink_cpu0 = cpu_seconds(sink.proc.pid)
-            lg = run_loadgen(args, ingest_url, extra,
-                             os.path.join(workdir, f"{name}-{label}.json"))
-            want = expected_by_path(lg)
-            d, drain_s = wait_drained(sink, before, want, args.drain_timeout)
-            cpu1 = cpu_seconds(pid)
-            faults = minor_faults(pid) - faults0
-            switches = context_switches(pid) - switches0
-            sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu0
-            if perf is not None:
-                perf.send_signal(signal.SIGINT)
-                try:
-                    perf.wait(30)
-                except subprocess.TimeoutExpired:
-                    perf.kill()
-            problems = verify(d, want, lg, f"{name}/{label}")
-            res["problems"] += problems
-            samples = lg["samples_sent"]
-            out = {
-                "loadgen": lg,
-                "sink": {("platform" if p == PLATFORM_PATH else "customer"):
-                         {k: (f"{v:016x}" if k == "hash" else v)
-                          for k, v in d[p].items()} for p in d},
-                "cpu_s": cpu1 - cpu0,
-                "cpu_s_per_million": ((cpu1 - cpu0) / samples * 1e6
-                                      if samples else None),
-                "drain_s": drain_s,
-                "minor_faults": faults,
-                "context_switches": switches,
-                # The sink shares the cores; its cost per delivered sample.
-                "sink_cpu_s": sink_cpu,
-                "delivered_samples_per_s":
-                    samples / (lg["elapsed_s"] + drain_s) if samples else 0,
-                "rss_bytes": proc_status(pid, "VmRSS"),
-                "verified": not problems,
-            }
-            log(f"{name}/{label}: {lg['samples_per_s']:.0f} samples/s accepted, "
-                f"cpu {out['cpu_s']:.2f}s "
-                f"({out['cpu_s_per_million'] or 0:.3f} s/M), p50 "
-                f"{lg['latency_ms']['p50']:.2f} ms, p99 "
-                f"{lg['latency_ms']['p99']:.2f} ms, drained in {drain_s:.1f}s, "
-                f"{faults / max(1, lg['requests']):.1f} page faults and "
-                f"{switches / max(1, lg['requests']):.1f} context switches "
-                "per request, "
-                f"{'OK' if not problems else 'FAILED: ' + '; '.join(problems)}")
-            return out
+    def run(self, sink, label, extra, profile=False):
+        """Measures one phase; on an error the proxy is out of the run."""
+        if self.failed:
+            return None
+        try:
+            return self._phase(sink, label, extra, profile)
+        except Exception as e:  # report, keep going with the other proxy
+            self.res["problems"].append(f"{self.name}: {e}")
+            log(f"{self.name}: FAILED: {e}")
+            self.failed = True
+            return None
 
-        res["warmup"] = phase("warmup", ["-c", str(args.concurrency), "-d",
-                                         f"{args.warmup}s"])
-        res["max"] = phase("max", ["-c", str(args.concurrency), "-d",
-                                   f"{args.duration}s"])
-        if rate_rps is None:
-            # promrelay missing: the fixed rate is half of this proxy's max.
-            rate_rps = res["max"]["loadgen"]["requests_per_s"] / 2
-        res["rate_rps"] = rate_rps
-        res["rated"] = phase("rated", ["-c", str(args.rate_concurrency),
-                                       "-rate", f"{rate_rps:.3f}", "-d",
-                                       f"{args.duration}s"])
-        res["peak_rss_bytes"] = proc_status(pid, "VmHWM")
-        res["idle_rss_bytes"] = rss_idle
-        res["cpu_s_total"] = cpu_seconds(pid)
-    except Exception as e:  # report, keep going with the other proxy
-        res["problems"].append(f"{name}: {e}")
-        log(f"{name}: FAILED: {e}")
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+    def _phase(self, sink, label, extra, profile):
+        args, name, pid = self.args, self.name, self.proc.pid
+        before = sink.stats()
+        perf = None
+        if profile and args.perf and shutil.which("perf"):
+            # Profile the first closed-loop round: perf report -i <file>.
+            perf = subprocess.Popen(
+                ["perf", "record", "-F", "499", "--call-graph",
+                 args.perf_call_graph, "-p", str(pid), "-o",
+                 os.path.join(args.out, f"{name}.perf.data")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            PROCS.append(perf)
+        cpu0 = cpu_seconds(pid)
+        faults0, switches0 = minor_faults(pid), context_switches(pid)
+        sink_cpu0 = cpu_seconds(sink.proc.pid)
+        lg = run_loadgen(args, self.ingest_url, extra,
+                         os.path.join(self.workdir, f"{name}-{label}.json"))
+        want = expected_by_path(lg)
+        d, drain_s = wait_drained(sink, before, want, args.drain_timeout)
+        cpu1 = cpu_seconds(pid)
+        faults = minor_faults(pid) - faults0
+        switches = context_switches(pid) - switches0
+        sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu0
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
             try:
-                proc.wait(15)
+                perf.wait(30)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if args.out:
-            shutil.copy(logfile, os.path.join(args.out, f"{name}.log"))
-    return res
+                perf.kill()
+        problems = verify(d, want, lg, f"{name}/{label}")
+        self.res["problems"] += problems
+        samples = lg["samples_sent"]
+        out = {
+            "loadgen": lg,
+            "sink": {("platform" if p == PLATFORM_PATH else "customer"):
+                     {k: (f"{v:016x}" if k == "hash" else v)
+                      for k, v in d[p].items()} for p in d},
+            "cpu_s": cpu1 - cpu0,
+            "cpu_s_per_million": ((cpu1 - cpu0) / samples * 1e6
+                                  if samples else None),
+            "drain_s": drain_s,
+            "minor_faults": faults,
+            "context_switches": switches,
+            # The sink shares the cores; its cost per delivered sample.
+            "sink_cpu_s": sink_cpu,
+            "delivered_samples_per_s":
+                samples / (lg["elapsed_s"] + drain_s) if samples else 0,
+            "rss_bytes": proc_status(pid, "VmRSS"),
+            "verified": not problems,
+        }
+        log(f"{name}/{label}: {lg['samples_per_s']:.0f} samples/s accepted, "
+            f"cpu {out['cpu_s']:.2f}s "
+            f"({out['cpu_s_per_million'] or 0:.3f} s/M), p50 "
+            f"{lg['latency_ms']['p50']:.2f} ms, p99 "
+            f"{lg['latency_ms']['p99']:.2f} ms, drained in {drain_s:.1f}s, "
+            f"{faults / max(1, lg['requests']):.1f} page faults and "
+            f"{switches / max(1, lg['requests']):.1f} context switches "
+            "per request, "
+            f"{'OK' if not problems else 'FAILED: ' + '; '.join(problems)}")
+        return out
+
+    def warmup(self, sink):
+        self.res["warmup"] = self.run(sink, "warmup", [
+            "-c", str(self.args.concurrency), "-d", f"{self.args.warmup}s"])
+
+    def closed_loop_round(self, sink, index):
+        out = self.run(sink, f"max#{index + 1}", [
+            "-c", str(self.args.concurrency), "-d", f"{self.args.duration}s"],
+            profile=index == 0)
+        if out is not None:
+            self.res["max_rounds"].append(out)
+            # "max" is the round with the median CPU per sample: the table's
+            # closed-loop figures (throughput, latency) come from it.
+            rounds = sorted(self.res["max_rounds"],
+                            key=lambda r: r["cpu_s_per_million"] or 0)
+            self.res["max"] = rounds[(len(rounds) - 1) // 2]
+            self.res["cpu_per_million_median"] = median(
+                [r["cpu_s_per_million"] for r in self.res["max_rounds"]])
+        return out
+
+    def rated(self, sink, rate_rps):
+        self.res["rate_rps"] = rate_rps
+        self.res["rated"] = self.run(sink, "rated", [
+            "-c", str(self.args.rate_concurrency), "-rate",
+            f"{rate_rps:.3f}", "-d", f"{self.args.duration}s"])
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.res["peak_rss_bytes"] = proc_status(self.proc.pid, "VmHWM")
+            self.res["cpu_s_total"] = cpu_seconds(self.proc.pid)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.args.out:
+            shutil.copy(self.logfile, os.path.join(self.args.out,
+                                                   f"{self.name}.log"))
+
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return (values[mid] if len(values) % 2 else
+            (values[mid - 1] + values[mid]) / 2)
+
+
+def measure_all(args, proxies, sink):
+    """Warm-up each proxy, then alternate their closed-loop rounds (the
+    machine's speed drifts: a noisy minute then hits both, not one), then
+    an open-loop phase each at half of promrelay's median maximum."""
+    live = [p for p in proxies if p.start()]
+    for p in live:
+        p.warmup(sink)
+    for i in range(args.repeat):
+        for p in live:
+            p.closed_loop_round(sink, i)
+    rates = {p.name: median([r["loadgen"]["requests_per_s"]
+                             for r in p.res["max_rounds"]]) for p in live}
+    rate_rps = rates.get("promrelay") or next(
+        (r for r in rates.values() if r), None)
+    if rate_rps:
+        for p in live:
+            p.rated(sink, rate_rps / 2)
+    for p in proxies:
+        p.stop()
 
 
 def fmt(v, spec):
@@ -425,6 +505,25 @@ def ratio(a, b, spec=".2f"):
     if a is None or b is None or b == 0:
         return "n/a"
     return format(a / b, ".3g") + "×"
+
+
+def round_ratios(pr, vm):
+    """promrelay/vmagent CPU per sample of each pair of adjacent rounds."""
+    a = [r.get("cpu_s_per_million") for r in (pr or {}).get("max_rounds", [])]
+    b = [r.get("cpu_s_per_million") for r in (vm or {}).get("max_rounds", [])]
+    return [x / y for x, y in zip(a, b) if x is not None and y]
+
+
+def cpu_ratio(pr, vm):
+    """The median of the per-round ratios: each pair ran a minute apart at
+    most, so a slow stretch of the machine cancels out of it."""
+    m = median(round_ratios(pr, vm))
+    return "n/a" if m is None else format(m, ".3g") + "× (median of rounds)"
+
+
+def cpu_ratios(pr, vm):
+    return " / ".join(format(x, ".3g") + "×" for x in round_ratios(pr, vm)) \
+        or "n/a"
 
 
 def table(results, args):
@@ -448,8 +547,9 @@ def table(results, args):
          lambda r: get(r, "max", "loadgen", "samples_per_s"), ",.0f"),
         ("delivered samples/s (incl. drain)",
          lambda r: get(r, "max", "delivered_samples_per_s"), ",.0f"),
-        ("CPU s per 1M samples (= µs/sample)",
-         lambda r: get(r, "max", "cpu_s_per_million"), ".3f"),
+        ("CPU s per 1M samples (= µs/sample), median of %d round%s" %
+         (args.repeat, "" if args.repeat == 1 else "s"),
+         lambda r: get(r, "cpu_per_million_median"), ".3f"),
         ("peak RSS MiB", lambda r: get(r, "peak_rss_bytes") / 2**20
          if get(r, "peak_rss_bytes") else None, ".1f"),
         ("p50 latency ms @ %s samples/s" % fmt(rate_samples, ",.0f"),
@@ -466,6 +566,14 @@ def table(results, args):
         b = f(vm) if vm else None
         lines.append(f"| {title} | {fmt(a, spec)} | {fmt(b, spec)} | "
                      f"{ratio(a, b)} |")
+        if title.startswith("CPU s per 1M") and args.repeat > 1:
+            lines[-1] = lines[-1].rsplit("|", 2)[0] + (
+                f"| {cpu_ratio(pr, vm)} |")
+            each = lambda r: " / ".join(
+                fmt(x.get("cpu_s_per_million"), ".3f")
+                for x in (r or {}).get("max_rounds", [])) or "n/a"
+            lines.append(f"| … each round, in the order run | {each(pr)} | "
+                         f"{each(vm)} | {cpu_ratios(pr, vm)} |")
     for name, r in (("promrelay", pr), ("vmagent", vm)):
         if r is None:
             continue
@@ -500,6 +608,15 @@ def main():
     ap.add_argument("--batch", type=int, default=2000,
                     help="series per request (loadgen default)")
     ap.add_argument("--concurrency", "-c", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="closed-loop rounds per proxy, alternating between "
+                    "the proxies; the table shows the median (default 3, "
+                    "--quick: 1)")
+    ap.add_argument("--max-samples-per-send", type=int,
+                    help="samples per outgoing request for both proxies "
+                    "(promrelay queue_config.max_samples_per_send, vmagent "
+                    "-remoteWrite.maxRowsPerBlock); default: each proxy's "
+                    "own default (2000 and 10000)")
     ap.add_argument("--rate-concurrency", type=int, default=16)
     ap.add_argument("--quick", action="store_true",
                     help="CI mode: 20k series, 5 s phases, under 60 s total")
@@ -526,11 +643,16 @@ def main():
     ap.add_argument("--drain-timeout", type=float, default=60)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out"))
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    if args.max_samples_per_send is not None and args.max_samples_per_send < 1:
+        ap.error("--max-samples-per-send must be at least 1")
     if args.quick:
         args.duration = min(args.duration, 5)
         args.warmup = 1
         args.series = min(args.series, 20000)
         args.rounds = 2
+        args.repeat = 1
         args.drain_timeout = min(args.drain_timeout, 20)
     args.build_dir = os.path.abspath(args.build_dir)
     if args.promrelay is None:
@@ -567,21 +689,14 @@ def main():
         cfg, rules_platform, rules_customer = write_configs(workdir, sink,
                                                             pr_port, args)
         shutil.copy(cfg, os.path.join(args.out, "promrelay-bench.yml"))
-        rate_rps = None
+        proxies = []
         if args.only in (None, "promrelay"):
             ok, why = promrelay_usable(args, cfg)
             if ok:
-                r = measure(
+                proxies.append(Proxy(
                     args, "promrelay", [args.promrelay, "--config", cfg],
-                    f"http://127.0.0.1:{pr_port}/-/ready", sink,
-                    f"http://127.0.0.1:{pr_port}/api/v1/write", workdir, None)
-                if "unavailable" in r:
-                    notes.append(f"promrelay not measured: {r['unavailable']}")
-                else:
-                    results["promrelay"] = r
-                    lg = r.get("max", {}).get("loadgen")
-                    if lg and lg["requests_per_s"] > 0:
-                        rate_rps = lg["requests_per_s"] / 2
+                    f"http://127.0.0.1:{pr_port}/-/ready",
+                    f"http://127.0.0.1:{pr_port}/api/v1/write", workdir))
             else:
                 notes.append(f"promrelay not measured: {why}")
                 log(f"promrelay NOT MEASURED: {why}")
@@ -600,11 +715,19 @@ def main():
                     f"-remoteWrite.tmpDataPath={workdir}/vmagent-data",
                     "-remoteWrite.maxDiskUsagePerURL=1GB",
                     "-loggerLevel=WARN"]
-                results["vmagent"] = measure(
+                if args.max_samples_per_send:
+                    vm_cmd.append("-remoteWrite.maxRowsPerBlock="
+                                  f"{args.max_samples_per_send}")
+                proxies.append(Proxy(
                     args, "vmagent", vm_cmd,
-                    f"http://127.0.0.1:{vm_port}/health", sink,
-                    f"http://127.0.0.1:{vm_port}/api/v1/write", workdir,
-                    rate_rps)
+                    f"http://127.0.0.1:{vm_port}/health",
+                    f"http://127.0.0.1:{vm_port}/api/v1/write", workdir))
+        measure_all(args, proxies, sink)
+        for p in proxies:
+            if "unavailable" in p.res:
+                notes.append(f"{p.name} not measured: {p.res['unavailable']}")
+            else:
+                results[p.name] = p.res
     finally:
         kill_all()
         if os.environ.get("PROMRELAY_BENCH_KEEP_TMP") != "1":
@@ -635,7 +758,11 @@ def main():
         json.dump(summary, f, indent=2, default=str)
     report = [
         f"### promrelay vs vmagent — {args.series} distinct series, "
-        f"{args.duration:g} s phases, promrelay queues: "
+        f"{args.duration:g} s phases, {args.repeat} closed-loop "
+        f"round{'' if args.repeat == 1 else 's'} each (alternating), "
+        f"samples per outgoing request: "
+        f"{args.max_samples_per_send or 'each proxy its default (2000 / 10000)'}, "
+        f"promrelay queues: "
         f"{'memory' if args.storage == 'memory' else 'disk, fsync: ' + args.storage}, "
         f"{summary['date']} ({summary['git']}), "
         f"load avg {load_before} -> {summary['loadavg_after']}", "", md, ""]
