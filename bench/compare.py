@@ -761,7 +761,7 @@ def main():
         f"{args.duration:g} s phases, {args.repeat} closed-loop "
         f"round{'' if args.repeat == 1 else 's'} each (alternating), "
         f"samples per outgoing request: "
-        f"{args.max_samples_per_send or 'each proxy its default (2000 / 10000)'}, "
+        f"{args.max_samples_per_send or 'each its default (2000 / 10000)'}, "
         f"promrelay queues: "
         f"{'memory' if args.storage == 'memory' else 'disk, fsync: ' + args.storage}, "
         f"{summary['date']} ({summary['git']}), "
