@@ -345,7 +345,7 @@ TEST_CASE("the declared length is read from the preamble alone", "[snappy]") {
   }
   CHECK(SnappyDeclaredLength("") == 0);
   CHECK(SnappyDeclaredLength("\xff\xff\xff\xff\xff\xff") == 0);  // no end
-  CHECK(SnappyDeclaredLength("\xff\xff\xff\xff\x10") == 0);  // over 32 bits
+  CHECK(SnappyDeclaredLength("\xff\xff\xff\xff\x10") == 0);      // over 32 bits
   CHECK(SnappyDeclaredLength("\xff\xff\xff\xff\x0f") == 0xffffffffu);
 }
 
