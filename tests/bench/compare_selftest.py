@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The benchmark's checks must be able to fail. Two runs of compare.py, each
-with one fault, each required to exit 1 and name it:
+"""The benchmark's checks must be able to fail. First the table of
+alternating rounds is checked on made-up figures; then two runs of
+compare.py, each with one fault, each required to exit 1 and name it:
   1. vmagent with the GDPR labeldrop left out of the platform rules: the
      leak and the fingerprint mismatch are reported;
   2. promrelay refusing every request (server.max_series_per_request below
@@ -57,7 +58,38 @@ def run(write_configs, only):
     return rc, text
 
 
+def rounds_table():
+    """The table from three alternating rounds per proxy, without running
+    anything: the median round is picked, and the CPU ratio is the median
+    of the rounds' own ratios (not the ratio of the medians)."""
+    args = compare.argparse.Namespace(repeat=3, batch=2000, concurrency=4,
+                                      duration=20, perf=False)
+    results = {}
+    for name, cpus in (("promrelay", [0.50, 0.40, 0.45]),
+                       ("vmagent", [1.00, 1.60, 2.00])):
+        p = compare.Proxy(args, name, [], "", "", tempfile.gettempdir())
+        for i, cpu in enumerate(cpus):
+            p.run = lambda sink, label, extra, profile=False, cpu=cpu: {
+                "cpu_s_per_million": cpu,
+                "loadgen": {"samples_per_s": cpu * 1e6}}
+            p.closed_loop_round(None, i)
+        results[name] = p.res
+    return compare.table(results, args)
+
+
 failed = []
+text = rounds_table()
+print(text)
+# Ratios per round 0.5, 0.25, 0.225: median 0.25, where the medians'
+# ratio would be 0.45 / 1.6 = 0.281; throughput comes from the median round.
+if ("| 0.450 | 1.600 | 0.25× (median of rounds) |" in text and
+        "| 0.500 / 0.400 / 0.450 | 1.000 / 1.600 / 2.000 | "
+        "0.5× / 0.25× / 0.225× |" in text and
+        "| 450,000 | 1,600,000 |" in text):
+    print("selftest: the table shows the median rounds and ratio")
+else:
+    failed.append("rounds table: median round or ratio wrong")
+
 rc, text = run(without_labeldrop, "vmagent")
 if rc == 1 and "still carried a tenant label" in text and \
         "fingerprint mismatch" in text and "customer sink" not in text:
