@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -222,11 +223,23 @@ class QueueMaker {
 class Senders : public pipeline::DestinationObserver {
  public:
   explicit Senders(metrics::Registry* registry) : registry_(registry) {}
+  ~Senders() override { StopAll(absl::Now()); }
+
+  // Memory-queue destinations send from `io_context`'s threads (the HTTP
+  // server's), so a batch that an ingest request completes leaves from the
+  // thread that handled the request. Disk-queue destinations keep threads
+  // of their own: their reads and commits may wait for the disk. With a
+  // single I/O thread, a reload on that thread would wait for senders that
+  // need it to drain, so every destination then has its own threads.
+  void UseIoContext(boost::asio::io_context* io_context, int io_threads) {
+    io_context_ = io_threads >= 2 ? io_context : nullptr;
+  }
 
   absl::Status Added(const config::Destination& dest,
                      const pipeline::DestinationQueues& queues) override {
-    auto sender =
-        forward::DestinationSender::Create(dest, queues.shards, registry_);
+    auto sender = forward::DestinationSender::Create(
+        dest, queues.shards, registry_,
+        dest.storage.has_value() ? nullptr : io_context_);
     if (!sender.ok()) return sender.status();
     (*sender)->Start();
     std::lock_guard<std::mutex> lock(mu_);
@@ -285,6 +298,7 @@ class Senders : public pipeline::DestinationObserver {
   }
 
   metrics::Registry* registry_;
+  boost::asio::io_context* io_context_ = nullptr;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<forward::DestinationSender>> senders_;
 };
@@ -722,25 +736,7 @@ int RunProxy(const std::vector<std::string>& args) {
   pipeline::Runtime runtime(
       [&queues](const config::Destination& d) { return queues.Make(d); },
       &senders, registry);
-  absl::Status st = runtime.Apply(cfg);
-  if (!st.ok()) {
-    logging::Error("cannot start", {{"err", st}});
-    std::cerr << "promrelay: " << st.message() << "\n";
-    senders.StopAll(absl::Now());
-    return kExitFailure;
-  }
-  registry->AddGauge("promrelay_config_last_reload_successful", "")
-      .With({})
-      .Set(1);
-  registry
-      ->AddGauge("promrelay_config_last_reload_success_timestamp_seconds", "")
-      .With({})
-      .Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
   LoadedConfig loaded_config(registry);
-  loaded_config.Loaded(start_sha.ok() ? *start_sha : "");
-  ReportOrphanQueues(*cfg, orphan_gauge);
-  DiskQueueMetrics disk_metrics(registry, &runtime);
-
   const std::string path = flags.config;
   // One path for SIGHUP, POST /-/reload and the file watcher; they may race
   // (signal thread, HTTP threads, watcher thread), hence the mutex.
@@ -777,12 +773,35 @@ int RunProxy(const std::vector<std::string>& args) {
   opts.registry = registry;
   opts.reload = reload;
   server::Server server(&runtime.pipeline(), opts);
+  senders.UseIoContext(&server.io_context(),
+                       server::IoThreadCount(cfg->server));
+  // Senders may run on the server's loop: they stop before it is destroyed,
+  // on every way out of here.
+  absl::Cleanup stop_senders = [&senders] { senders.StopAll(absl::Now()); };
+
+  absl::Status st = runtime.Apply(cfg);
+  if (!st.ok()) {
+    logging::Error("cannot start", {{"err", st}});
+    std::cerr << "promrelay: " << st.message() << "\n";
+    return kExitFailure;
+  }
+  registry->AddGauge("promrelay_config_last_reload_successful", "")
+      .With({})
+      .Set(1);
+  registry
+      ->AddGauge("promrelay_config_last_reload_success_timestamp_seconds", "")
+      .With({})
+      .Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+  loaded_config.Loaded(start_sha.ok() ? *start_sha : "");
+  ReportOrphanQueues(*cfg, orphan_gauge);
+  DiskQueueMetrics disk_metrics(registry, &runtime);
+
   st = server.Start(cfg->server);
   if (!st.ok()) {
     logging::Error("cannot start the HTTP server", {{"err", st}});
     std::cerr << "promrelay: " << st.message() << "\n";
-    server.Stop(absl::Now());
     senders.StopAll(absl::Now());
+    server.Stop(absl::Now());
     return kExitFailure;
   }
 
@@ -838,10 +857,12 @@ int RunProxy(const std::vector<std::string>& args) {
 
   // No reload may start while the destinations are being shut down.
   if (watcher) watcher->Stop();
-  server.BeginShutdown();
-  server.Stop(deadline);
-  logging::Info("HTTP server stopped; sending what is queued");
+  server.DrainRequests(deadline);
+  logging::Info("no request in progress; sending what is queued");
+  // Before the server stops: memory-queue destinations send from its I/O
+  // threads.
   senders.StopAll(deadline);
+  server.Stop(deadline);
   runtime.CloseQueues();
   queues.FlushDisk();
   logging::Info("stopped");

@@ -5,12 +5,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <string_view>
-#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -30,11 +30,12 @@
 namespace promrelay::forward {
 namespace {
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
-
-// How long a shard blocks in Queue::Read before it looks at the stop flags
-// again; also bounds how late a partial batch leaves after its deadline.
+// How often a waiting shard looks at its queue even without being woken:
+// a queue need not call its listener.
 constexpr absl::Duration kPollInterval = absl::Milliseconds(100);
+// How long Stop() waits for aborted shards to notice: one pass through a
+// running loop; a loop that no longer runs never gets there.
+constexpr std::chrono::seconds kAbortWait{1};
 // A server's Retry-After is honoured up to this much.
 constexpr absl::Duration kMaxRetryAfter = absl::Minutes(5);
 constexpr absl::Duration kLogInterval = absl::Seconds(10);
@@ -231,30 +232,19 @@ struct QueueGauges {
   }
 };
 
-// Senders compress in bursts; request handlers are what clients wait on.
-// SCHED_BATCH keeps a sender's CPU share but lets a waking handler preempt
-// it, which keeps request latency low when the cores are busy. Best effort.
+// For a sender's own threads: they join and send in bursts, while request
+// handlers are what clients wait on. SCHED_BATCH keeps a sender's CPU share
+// but lets a waking handler preempt it, which keeps request latency low
+// when the cores are busy. Best effort.
 void MarkBatchThread() {
   sched_param param{};
   param.sched_priority = 0;
   (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
-}  // namespace
-
-struct DestinationSender::Impl {
-  struct Shard {
-    int index = 0;
-    std::shared_ptr<queue::Queue> queue;
-    HttpClient client;
-    std::thread thread;
-    Backoff backoff{absl::Milliseconds(30), absl::Seconds(5), 0};
-    std::vector<wire::SnappyPart> parts;  // the batch's payloads
-    wire::ByteBuffer compressed;          // request body
-  };
-
+// What a destination's shards share: settings, metrics, stop flags.
+struct Core {
   std::string name;
-  metrics::Registry* registry = nullptr;
 
   // Per-destination metric children, looked up once.
   metrics::Counter* sent_samples = nullptr;
@@ -266,24 +256,17 @@ struct DestinationSender::Impl {
   // a failure or a send time that never happened.
   metrics::Family<metrics::Gauge>* up = nullptr;
   metrics::Family<metrics::Gauge>* last_success = nullptr;
-  uint64_t refresher_id = 0;
   metrics::Family<metrics::Counter>* dropped = nullptr;
   metrics::Family<metrics::Counter>* errors = nullptr;
-  std::shared_ptr<QueueGauges> gauges;
 
   mutable std::mutex settings_mu;
   std::shared_ptr<const Settings> settings;
 
-  std::vector<std::unique_ptr<Shard>> shards;
-
-  std::mutex state_mu;
-  std::condition_variable state_cv;
-  bool started = false;
-  bool stopped = false;
   std::atomic<bool> draining{false};
   std::atomic<bool> aborting{false};
-  int exited = 0;
-  uint64_t left_unsent = 0;
+  std::mutex state_mu;
+  std::condition_variable state_cv;
+  int finished = 0;  // shards that have stopped for good
 
   // Set while attempts fail, so the recovery is logged once.
   std::atomic<bool> failing{false};
@@ -295,240 +278,363 @@ struct DestinationSender::Impl {
     return settings;
   }
 
-  // Sleeps up to `d` unless the sender starts stopping.
-  void Pause(absl::Duration d) {
-    std::unique_lock<std::mutex> lock(state_mu);
-    state_cv.wait_for(lock, absl::ToChronoNanoseconds(d),
-                      [&] { return draining.load() || aborting.load(); });
+  void ShardFinished() {
+    std::lock_guard<std::mutex> lock(state_mu);
+    ++finished;
+    state_cv.notify_all();
   }
-
-  void RunShard(Shard& shard);
-  // Sends one Read()'s records, in as many requests as the uncompressed
-  // size bound needs, each until delivered, dropped, or the sender aborts.
-  void SendBatch(Shard& shard, const std::vector<queue::SharedRecord>& records);
-  // Sends shard.compressed (the batch of `records` records with `samples`
-  // samples) until delivered, dropped, or the sender aborts.
-  // True once the batch is committed (delivered, or dropped and counted);
-  // false when the sender aborted first.
-  bool SendCompressed(Shard& shard, size_t records, uint64_t samples);
-  void CommitRecords(Shard& shard, size_t n);
 };
 
-void DestinationSender::Impl::CommitRecords(Shard& shard, size_t n) {
-  absl::Status st = shard.queue->Commit(n);
+// One shard: a state machine on its HttpClient's strand. It waits for its
+// queue (woken by the queue's listener, a batch deadline or a poll), sends
+// one batch at a time, and retries it until delivered, dropped or aborted.
+// Handlers hold it by shared_ptr, so it lives until the last has run.
+class Shard : public std::enable_shared_from_this<Shard> {
+ public:
+  Shard(std::shared_ptr<Core> core, int index,
+        std::shared_ptr<queue::Queue> queue, boost::asio::io_context& ioc,
+        std::weak_ptr<HostLookup> lookup)
+      : core_(std::move(core)),
+        index_(index),
+        queue_(std::move(queue)),
+        client_(ioc, std::move(lookup)) {}
+
+  const std::shared_ptr<queue::Queue>& queue() const { return queue_; }
+
+  // Any thread: have the shard look at its queue and flags again.
+  void Kick() {
+    client_.Dispatch([self = shared_from_this()] { self->Step(); });
+  }
+
+  // Any thread: cancels the request in flight or the backoff wait; the
+  // shard then finishes.
+  void Abort() {
+    client_.Abort();
+    Kick();
+  }
+
+  // The queue's listener: kicks the shard when it waits for data and the
+  // queue now holds a full batch, or its first record (whose deadline the
+  // shard must now wait for), or was closed.
+  void OnQueueEvent(const queue::QueueEvent& e) {
+    if (!waiting_.load(std::memory_order_acquire)) return;
+    if (!e.closed && !e.was_empty &&
+        e.queued_samples < kick_samples_.load(std::memory_order_relaxed)) {
+      return;
+    }
+    if (waiting_.exchange(false)) Kick();
+  }
+
+ private:
+  // The rest runs on the strand only.
+  void Step();
+  // Sends records_[begin_, ...) up to the uncompressed size bound.
+  void StartChunk();
+  void Attempt();
+  void OnResponse(HttpResponse res);
+  void NextChunk();
+  void WaitFor(absl::Duration d);
+  void Finish();
+  void CommitRecords(size_t n);
+
+  const std::shared_ptr<Core> core_;
+  const int index_;
+  const std::shared_ptr<queue::Queue> queue_;
+  HttpClient client_;
+
+  // True while the shard waits for data (an append may kick it), with the
+  // sample count that makes a full batch.
+  std::atomic<bool> waiting_{false};
+  std::atomic<uint64_t> kick_samples_{UINT64_MAX};
+
+  bool busy_ = false;  // a batch is being sent (in flight or backing off)
+  bool finished_ = false;
+  std::vector<queue::SharedRecord> records_;  // the batch being sent
+  size_t begin_ = 0, end_ = 0;  // the chunk in flight: records_[begin_, end_)
+  uint64_t chunk_samples_ = 0;
+  std::vector<wire::SnappyPart> parts_;  // the chunk's payloads
+  wire::ByteBuffer compressed_;          // request body
+  Backoff backoff_{absl::Milliseconds(30), absl::Seconds(5), 0};
+  bool credentials_retried_ = false;
+  absl::Time attempt_start_;
+};
+
+void Shard::CommitRecords(size_t n) {
+  absl::Status st = queue_->Commit(n);
   if (!st.ok()) {
     // The records stay queued and will be sent again: a duplicate is
     // harmless to remote-write receivers, a loss is not.
     logging::Error(
         "queue commit failed",
-        {{"destination", name}, {"shard", shard.index}, {"error", st}});
+        {{"destination", core_->name}, {"shard", index_}, {"error", st}});
   }
 }
 
-void DestinationSender::Impl::RunShard(Shard& shard) {
-  std::vector<queue::SharedRecord> records;
-  while (!aborting.load()) {
-    std::shared_ptr<const Settings> s = CurrentSettings();
-    bool drain = draining.load();
-    absl::Duration wait = drain
-                              ? absl::ZeroDuration()
-                              : std::min(s->batch_send_deadline, kPollInterval);
-    absl::Time read_start = absl::Now();
-    absl::StatusOr<std::vector<queue::SharedRecord>> got =
-        shard.queue->ReadShared(
-            s->max_samples_per_send,
-            drain ? absl::ZeroDuration() : s->batch_send_deadline, wait);
-    if (absl::IsUnavailable(got.status())) {
-      // Closed and empty: nothing more will come. Keep polling until Stop()
-      // so a queue closed ahead of the sender's Stop() is not an error.
-      if (drain) break;
-      Pause(kPollInterval);
-      continue;
-    }
-    if (!got.ok()) {
-      uint64_t suppressed = 0;
-      if (error_log.Allow(&suppressed)) {
-        logging::Error("queue read failed", {{"destination", name},
-                                             {"shard", shard.index},
-                                             {"error", got.status()},
-                                             {"suppressed", suppressed}});
-      }
-      Pause(kPollInterval);
-      if (drain) break;
-      continue;
-    }
-    records = *std::move(got);
-    if (records.empty()) {
-      if (drain) break;
-      continue;
-    }
-    if (!drain) {
-      // Read() may hand back a partial batch once `wait` passes; hold it
-      // (it stays queued) until it is full or old enough, as Prometheus
-      // does, so low traffic still goes out in few requests.
-      size_t samples = 0;
-      for (const auto& r : records) samples += r->samples;
-      absl::Time oldest =
-          absl::FromUnixNanos(records.front()->enqueue_unix_nanos);
-      bool full = samples >= s->max_samples_per_send ||
-                  shard.queue->GetStats().records > records.size();
-      bool due = absl::Now() - oldest >= s->batch_send_deadline;
-      if (!full && !due) {
-        // Guard against a Read() that returns at once (e.g. a closed queue).
-        if (absl::Now() - read_start < wait / 2) Pause(wait);
-        continue;
-      }
-    }
-    SendBatch(shard, records);
-    // Drop the references now: a committed record's memory is freed here
-    // rather than when the next batch arrives.
-    records.clear();
-  }
+void Shard::WaitFor(absl::Duration d) {
+  // A cancelled wait (a newer one replaced it, or Abort) does nothing: the
+  // replacement, or the Kick that comes with Abort, takes over.
+  client_.After(d, [self = shared_from_this()](bool fired) {
+    if (fired) self->Step();
+  });
 }
 
-void DestinationSender::Impl::SendBatch(
-    Shard& shard, const std::vector<queue::SharedRecord>& records) {
+void Shard::Step() {
+  if (finished_ || busy_) return;
+  if (core_->aborting.load()) {
+    Finish();
+    return;
+  }
+  std::shared_ptr<const Settings> s = core_->CurrentSettings();
+  const bool drain = core_->draining.load();
+  kick_samples_.store(s->max_samples_per_send, std::memory_order_relaxed);
+  // Armed before reading, so an append between the read and the wait still
+  // kicks the shard.
+  waiting_.store(true, std::memory_order_release);
+  absl::StatusOr<std::vector<queue::SharedRecord>> got =
+      queue_->ReadShared(s->max_samples_per_send,
+                         drain ? absl::ZeroDuration() : s->batch_send_deadline,
+                         absl::ZeroDuration());
+  if (!got.ok() && !absl::IsUnavailable(got.status())) {
+    uint64_t suppressed = 0;
+    if (core_->error_log.Allow(&suppressed)) {
+      logging::Error("queue read failed", {{"destination", core_->name},
+                                           {"shard", index_},
+                                           {"error", got.status()},
+                                           {"suppressed", suppressed}});
+    }
+  }
+  // Unavailable: closed and empty, nothing more will come. Until Stop()
+  // the shard keeps polling, so a queue closed ahead of the sender's Stop()
+  // is not an error.
+  if (!got.ok() || got->empty()) {
+    if (drain) {
+      Finish();
+    } else {
+      WaitFor(kPollInterval);
+    }
+    return;
+  }
+  if (!drain) {
+    // Hold a partial batch (it stays queued) until it is full or old
+    // enough, as Prometheus does, so low traffic still goes out in few
+    // requests.
+    uint64_t samples = 0;
+    for (const auto& r : *got) samples += r->samples;
+    const bool full = samples >= s->max_samples_per_send ||
+                      queue_->GetStats().records > got->size();
+    const absl::Time due =
+        absl::FromUnixNanos(got->front()->enqueue_unix_nanos) +
+        s->batch_send_deadline;
+    const absl::Time now = absl::Now();
+    if (!full && now < due) {
+      WaitFor(std::min(due - now, kPollInterval));
+      return;
+    }
+  }
+  waiting_.store(false, std::memory_order_relaxed);
+  busy_ = true;
+  records_ = *std::move(got);
+  begin_ = 0;
+  StartChunk();
+}
+
+void Shard::StartChunk() {
   // Records are queued compressed, so a Read() bounded by queued bytes can
   // hold far more than kMaxRequestBytes of WriteRequest: send it in
   // requests of at most that much uncompressed (receivers limit the
   // decompressed size), each committed before the next goes out.
-  size_t begin = 0;
-  while (begin < records.size()) {
-    uint64_t samples = 0;
-    uint64_t raw_bytes = 0;
-    size_t end = begin;
-    shard.parts.clear();
-    for (; end < records.size(); ++end) {
-      const queue::Record& r = *records[end];
-      const uint64_t raw = r.compressed ? wire::SnappyDeclaredLength(r.payload)
-                                        : r.payload.size();
-      if (end > begin && raw_bytes + raw > kMaxRequestBytes) break;
-      raw_bytes += raw;
-      samples += r.samples;
-      shard.parts.push_back({r.payload, r.compressed});
-    }
-    // One body from the records where the queue holds them: compressed
-    // records (what the pipeline queues) are joined element for element,
-    // others compressed in place.
-    wire::SnappyJoin(shard.parts, &shard.compressed);
-    const bool done = SendCompressed(shard, end - begin, samples);
-    shard.compressed.ShrinkTo(kMaxRetainedBodyBytes);
-    if (!done) return;  // aborted: the rest stays queued, uncommitted
-    begin = end;
+  uint64_t raw_bytes = 0;
+  chunk_samples_ = 0;
+  parts_.clear();
+  end_ = begin_;
+  for (; end_ < records_.size(); ++end_) {
+    const queue::Record& r = *records_[end_];
+    const uint64_t raw =
+        r.compressed ? wire::SnappyDeclaredLength(r.payload) : r.payload.size();
+    if (end_ > begin_ && raw_bytes + raw > kMaxRequestBytes) break;
+    raw_bytes += raw;
+    chunk_samples_ += r.samples;
+    parts_.push_back({r.payload, r.compressed});
   }
-}
-
-bool DestinationSender::Impl::SendCompressed(Shard& shard, size_t records,
-                                             uint64_t samples) {
-  bool credentials_retried = false;
-  std::shared_ptr<const Settings> s = CurrentSettings();
-  shard.backoff = Backoff(
+  // One body from the records where the queue holds them: compressed
+  // records (what the pipeline queues) are joined element for element,
+  // others compressed in place.
+  wire::SnappyJoin(parts_, &compressed_);
+  std::shared_ptr<const Settings> s = core_->CurrentSettings();
+  backoff_ = Backoff(
       s->min_backoff, s->max_backoff,
-      reinterpret_cast<uintptr_t>(&shard) ^ absl::ToUnixNanos(absl::Now()));
-  while (!aborting.load()) {
-    s = CurrentSettings();  // a reload applies to the next attempt
-    if (!shard.client.connected()) s->credentials->Refresh(name);
-    Headers headers = s->fixed_headers;
-    std::string auth = s->credentials->Authorization();
-    if (!auth.empty()) headers.emplace_back("Authorization", std::move(auth));
-
-    absl::Time start = absl::Now();
-    HttpResponse res = shard.client.Post(
-        *s->endpoint, headers, shard.compressed.view(), s->remote_timeout);
-    if (res.error == HttpResponse::Error::kAborted) return false;
-    duration->Observe(absl::ToDoubleSeconds(absl::Now() - start));
-
-    std::string reason;
-    Verdict verdict;
-    if (res.error != HttpResponse::Error::kNone) {
-      verdict = Verdict::kRetry;
-      reason = res.error == HttpResponse::Error::kTimeout ? "timeout"
-               : res.error == HttpResponse::Error::kTls   ? "tls"
-                                                          : "network";
-    } else {
-      verdict = Classify(res.status, s->retry_on_http_429);
-      if (verdict != Verdict::kSuccess) reason = HttpErrorReason(res.status);
-    }
-
-    if (verdict == Verdict::kSuccess) {
-      CommitRecords(shard, records);
-      sent_samples->Inc(static_cast<double>(samples));
-      sent_batches->Inc();
-      sent_bytes->Inc(static_cast<double>(shard.compressed.size()));
-      up->With({name}).Set(1);
-      if (failing.exchange(false)) {
-        logging::Info(
-            "destination accepts data again",
-            {{"destination", name}, {"url", s->endpoint->url.redacted}});
-      }
-      last_success->With({name}).Set(
-          absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
-      return true;
-    }
-    errors->With({name, reason}).Inc();
-    up->With({name}).Set(0);
-    failing.store(true);
-
-    // A rejected credential may have been rotated in its file since we
-    // read it: one immediate retry with the new secret before dropping.
-    if ((res.status == 401 || res.status == 403) && !credentials_retried &&
-        s->credentials->has_file()) {
-      credentials_retried = true;
-      if (s->credentials->Refresh(name)) {
-        retries->Inc();
-        continue;
-      }
-    }
-
-    if (verdict == Verdict::kDrop) {
-      std::string drop_reason = absl::StrCat("http_", res.status);
-      dropped->With({name, drop_reason}).Inc(static_cast<double>(samples));
-      CommitRecords(shard, records);
-      uint64_t suppressed = 0;
-      if (drop_log.Allow(&suppressed)) {
-        logging::Error(
-            "destination rejected a batch; dropped it (not retryable)",
-            {{"destination", name},
-             {"url", s->endpoint->url.redacted},
-             {"status", res.status},
-             {"samples", samples},
-             {"body", absl::CHexEscape(res.body_prefix)},
-             {"suppressed", suppressed}});
-      }
-      return true;
-    }
-
-    retries->Inc();
-    absl::Duration delay = shard.backoff.Next();
-    if (res.status == 429 || res.status == 503) {
-      if (auto ra = ParseRetryAfter(res.retry_after, absl::Now())) {
-        delay = std::max(delay, std::min(*ra, kMaxRetryAfter));
-      }
-    }
-    uint64_t suppressed = 0;
-    if (error_log.Allow(&suppressed)) {
-      std::string what = res.error != HttpResponse::Error::kNone
-                             ? res.message
-                             : absl::StrCat("HTTP ", res.status);
-      logging::Warn("send failed; retrying",
-                    {{"destination", name},
-                     {"url", s->endpoint->url.redacted},
-                     {"shard", shard.index},
-                     {"reason", reason},
-                     {"error", what},
-                     {"body", absl::CHexEscape(res.body_prefix)},
-                     {"backoff", delay},
-                     {"suppressed", suppressed}});
-    }
-    if (!shard.client.Sleep(delay)) return false;
-  }
-  return false;
+      reinterpret_cast<uintptr_t>(this) ^ absl::ToUnixNanos(absl::Now()));
+  credentials_retried_ = false;
+  Attempt();
 }
+
+void Shard::Attempt() {
+  if (core_->aborting.load()) {
+    Finish();  // the chunk stays queued, uncommitted
+    return;
+  }
+  std::shared_ptr<const Settings> s =
+      core_->CurrentSettings();  // a reload applies to the next attempt
+  if (!client_.connected()) s->credentials->Refresh(core_->name);
+  Headers headers = s->fixed_headers;
+  std::string auth = s->credentials->Authorization();
+  if (!auth.empty()) headers.emplace_back("Authorization", std::move(auth));
+  attempt_start_ = absl::Now();
+  client_.Post(s->endpoint, headers, compressed_.view(), s->remote_timeout,
+               [self = shared_from_this()](HttpResponse res) {
+                 self->OnResponse(std::move(res));
+               });
+}
+
+void Shard::OnResponse(HttpResponse res) {
+  if (res.error == HttpResponse::Error::kAborted) {
+    Finish();
+    return;
+  }
+  Core& c = *core_;
+  const std::string& name = c.name;
+  std::shared_ptr<const Settings> s = c.CurrentSettings();
+  c.duration->Observe(absl::ToDoubleSeconds(absl::Now() - attempt_start_));
+
+  std::string reason;
+  Verdict verdict;
+  if (res.error != HttpResponse::Error::kNone) {
+    verdict = Verdict::kRetry;
+    reason = res.error == HttpResponse::Error::kTimeout ? "timeout"
+             : res.error == HttpResponse::Error::kTls   ? "tls"
+                                                        : "network";
+  } else {
+    verdict = Classify(res.status, s->retry_on_http_429);
+    if (verdict != Verdict::kSuccess) reason = HttpErrorReason(res.status);
+  }
+
+  if (verdict == Verdict::kSuccess) {
+    CommitRecords(end_ - begin_);
+    c.sent_samples->Inc(static_cast<double>(chunk_samples_));
+    c.sent_batches->Inc();
+    c.sent_bytes->Inc(static_cast<double>(compressed_.size()));
+    c.up->With({name}).Set(1);
+    if (c.failing.exchange(false)) {
+      logging::Info(
+          "destination accepts data again",
+          {{"destination", name}, {"url", s->endpoint->url.redacted}});
+    }
+    c.last_success->With({name}).Set(
+        absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+    NextChunk();
+    return;
+  }
+  c.errors->With({name, reason}).Inc();
+  c.up->With({name}).Set(0);
+  c.failing.store(true);
+
+  // A rejected credential may have been rotated in its file since we
+  // read it: one immediate retry with the new secret before dropping.
+  if ((res.status == 401 || res.status == 403) && !credentials_retried_ &&
+      s->credentials->has_file()) {
+    credentials_retried_ = true;
+    if (s->credentials->Refresh(name)) {
+      c.retries->Inc();
+      Attempt();
+      return;
+    }
+  }
+
+  if (verdict == Verdict::kDrop) {
+    std::string drop_reason = absl::StrCat("http_", res.status);
+    c.dropped->With({name, drop_reason})
+        .Inc(static_cast<double>(chunk_samples_));
+    CommitRecords(end_ - begin_);
+    uint64_t suppressed = 0;
+    if (c.drop_log.Allow(&suppressed)) {
+      logging::Error("destination rejected a batch; dropped it (not retryable)",
+                     {{"destination", name},
+                      {"url", s->endpoint->url.redacted},
+                      {"status", res.status},
+                      {"samples", chunk_samples_},
+                      {"body", absl::CHexEscape(res.body_prefix)},
+                      {"suppressed", suppressed}});
+    }
+    NextChunk();
+    return;
+  }
+
+  c.retries->Inc();
+  absl::Duration delay = backoff_.Next();
+  if (res.status == 429 || res.status == 503) {
+    if (auto ra = ParseRetryAfter(res.retry_after, absl::Now())) {
+      delay = std::max(delay, std::min(*ra, kMaxRetryAfter));
+    }
+  }
+  uint64_t suppressed = 0;
+  if (c.error_log.Allow(&suppressed)) {
+    std::string what = res.error != HttpResponse::Error::kNone
+                           ? res.message
+                           : absl::StrCat("HTTP ", res.status);
+    logging::Warn("send failed; retrying",
+                  {{"destination", name},
+                   {"url", s->endpoint->url.redacted},
+                   {"shard", index_},
+                   {"reason", reason},
+                   {"error", what},
+                   {"body", absl::CHexEscape(res.body_prefix)},
+                   {"backoff", delay},
+                   {"suppressed", suppressed}});
+  }
+  // Abort() cancels the wait; Attempt() then finishes.
+  client_.After(delay, [self = shared_from_this()](bool) { self->Attempt(); });
+}
+
+void Shard::NextChunk() {
+  compressed_.ShrinkTo(kMaxRetainedBodyBytes);
+  begin_ = end_;
+  if (begin_ < records_.size()) {
+    StartChunk();
+    return;
+  }
+  // Drop the references now: a committed record's memory is freed here
+  // rather than when the next batch arrives.
+  records_.clear();
+  busy_ = false;
+  Step();
+}
+
+void Shard::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  busy_ = false;
+  waiting_.store(false);
+  records_.clear();
+  client_.Close();
+  core_->ShardFinished();
+}
+
+}  // namespace
+
+struct DestinationSender::Impl {
+  std::shared_ptr<Core> core;
+  metrics::Registry* registry = nullptr;
+  uint64_t refresher_id = 0;
+  std::shared_ptr<QueueGauges> gauges;
+
+  // Declared before the shards, so their connections and timers are gone
+  // before the loop's io_context.
+  std::unique_ptr<PrivateLoop> own_loop;
+  // With a caller's loop; its thread is joined before the sender is gone,
+  // so no lookup result arrives after (the loop outlives the sender).
+  std::shared_ptr<HostLookup> lookup;
+  std::vector<std::shared_ptr<Shard>> shards;
+
+  std::mutex state_mu;  // guards the flags below
+  bool started = false;
+  bool stopped = false;
+  uint64_t left_unsent = 0;
+};
 
 absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(
     const config::Destination& dest,
     std::vector<std::shared_ptr<queue::Queue>> shard_queues,
-    metrics::Registry* registry) {
+    metrics::Registry* registry, boost::asio::io_context* io_context) {
   if (shard_queues.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("remote_write \"", dest.name, "\": no shard queues"));
@@ -543,55 +649,56 @@ absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(
   if (!settings.ok()) return settings.status();
 
   auto impl = std::make_unique<Impl>();
-  impl->name = dest.name;
   impl->registry = registry ? registry : &metrics::Default();
-  impl->settings = *std::move(settings);
+  impl->core = std::make_shared<Core>();
+  Core& core = *impl->core;
+  core.name = dest.name;
+  core.settings = *std::move(settings);
   metrics::Registry& reg = *impl->registry;
-  const std::string& n = impl->name;
-  impl->sent_samples =
-      &reg.AddCounter("promrelay_sent_samples_total",
-                      "Samples the destination accepted (2xx).",
-                      {"destination"})
-           .With({n});
-  impl->sent_batches =
+  const std::string& n = core.name;
+  core.sent_samples = &reg.AddCounter("promrelay_sent_samples_total",
+                                      "Samples the destination accepted (2xx).",
+                                      {"destination"})
+                           .With({n});
+  core.sent_batches =
       &reg.AddCounter("promrelay_sent_batches_total",
                       "Requests the destination accepted (2xx).",
                       {"destination"})
            .With({n});
-  impl->sent_bytes =
+  core.sent_bytes =
       &reg.AddCounter("promrelay_sent_bytes_total",
                       "Compressed request body bytes the destination accepted.",
                       {"destination"})
            .With({n});
-  impl->retries =
+  core.retries =
       &reg.AddCounter("promrelay_send_retries_total",
                       "Requests sent again after a retryable failure (network "
                       "error, timeout, TLS error, 5xx, 429).",
                       {"destination"})
            .With({n});
-  impl->duration =
+  core.duration =
       &reg.AddHistogram("promrelay_send_duration_seconds",
                         "Duration of each remote_write request attempt, "
                         "including connecting.",
                         {"destination"})
            .With({n});
-  impl->up = &reg.AddGauge("promrelay_destination_up",
-                           "1 when the last request to the destination "
-                           "succeeded, 0 when it failed (absent before the "
-                           "first attempt).",
-                           {"destination"});
-  impl->last_success = &reg.AddGauge(
+  core.up = &reg.AddGauge("promrelay_destination_up",
+                          "1 when the last request to the destination "
+                          "succeeded, 0 when it failed (absent before the "
+                          "first attempt).",
+                          {"destination"});
+  core.last_success = &reg.AddGauge(
       "promrelay_last_send_success_timestamp_seconds",
       "Unix time of the last request the destination accepted (absent "
       "before the first).",
       {"destination"});
-  impl->dropped = &reg.AddCounter(
+  core.dropped = &reg.AddCounter(
       "promrelay_dropped_samples_total",
       "Samples dropped and never sent, by reason (forbidden_label: withheld "
       "by the guard; drop_oldest: removed from a full queue; http_<code>: "
       "the destination rejected them with a non-retryable status).",
       {"destination", "reason"});
-  impl->errors = &reg.AddCounter(
+  core.errors = &reg.AddCounter(
       "promrelay_send_errors_total",
       "Failed remote_write request attempts by reason (network, timeout, "
       "tls, http_429, http_4xx, http_5xx, http_other).",
@@ -630,11 +737,19 @@ absl::StatusOr<std::unique_ptr<DestinationSender>> DestinationSender::Create(
       });
   impl->gauges = std::move(gauges);
 
+  // Host name lookups block a thread each: on a loop shared with others
+  // they get a thread of this destination's own, so a destination whose DNS
+  // hangs does not delay another's reconnects.
+  if (io_context == nullptr) {
+    impl->own_loop = std::make_unique<PrivateLoop>();
+    io_context = &impl->own_loop->context();
+  } else {
+    impl->lookup = NewHostLookup();
+  }
   for (size_t i = 0; i < shard_queues.size(); ++i) {
-    auto shard = std::make_unique<Impl::Shard>();
-    shard->index = static_cast<int>(i);
-    shard->queue = shard_queues[i];
-    impl->shards.push_back(std::move(shard));
+    impl->shards.push_back(
+        std::make_shared<Shard>(impl->core, static_cast<int>(i),
+                                shard_queues[i], *io_context, impl->lookup));
   }
   return std::unique_ptr<DestinationSender>(
       new DestinationSender(std::move(impl)));
@@ -648,47 +763,61 @@ DestinationSender::~DestinationSender() {
   impl_->registry->RemoveRefresher(impl_->refresher_id);
 }
 
-const std::string& DestinationSender::name() const { return impl_->name; }
+const std::string& DestinationSender::name() const { return impl_->core->name; }
 
 void DestinationSender::Start() {
   Impl& im = *impl_;
   std::lock_guard<std::mutex> lock(im.state_mu);
   if (im.started || im.stopped) return;
   im.started = true;
-  for (auto& shard : im.shards) {
-    Impl::Shard* sh = shard.get();
-    sh->thread = std::thread([&im, sh] {
-      MarkBatchThread();
-      im.RunShard(*sh);
-      std::lock_guard<std::mutex> l(im.state_mu);
-      ++im.exited;
-      im.state_cv.notify_all();
-    });
+  if (im.own_loop) {
+    // One thread per shard, as each may block on its queue (disk reads,
+    // checkpoint writes) while the others go on.
+    im.own_loop->Run(static_cast<int>(im.shards.size()), MarkBatchThread);
+  }
+  for (const std::shared_ptr<Shard>& shard : im.shards) {
+    shard->queue()->SetListener(
+        [weak = std::weak_ptr<Shard>(shard)](const queue::QueueEvent& e) {
+          if (std::shared_ptr<Shard> s = weak.lock()) s->OnQueueEvent(e);
+        });
+    shard->Kick();
   }
 }
 
 uint64_t DestinationSender::Stop(absl::Time deadline) {
   Impl& im = *impl_;
+  Core& core = *im.core;
+  bool started;
   {
-    std::unique_lock<std::mutex> lock(im.state_mu);
+    std::lock_guard<std::mutex> lock(im.state_mu);
     if (im.stopped) return im.left_unsent;
     im.stopped = true;
-    if (im.started) {
-      im.draining.store(true);
-      im.state_cv.notify_all();
-      im.state_cv.wait_until(lock, absl::ToChronoTime(deadline), [&] {
-        return im.exited == static_cast<int>(im.shards.size());
-      });
-      im.aborting.store(true);
-      im.state_cv.notify_all();
-    }
+    started = im.started;
   }
-  for (auto& shard : im.shards) shard->client.Abort();
-  for (auto& shard : im.shards) {
-    if (shard->thread.joinable()) shard->thread.join();
+  if (started) {
+    const int shards = static_cast<int>(im.shards.size());
+    core.draining.store(true);
+    for (const auto& shard : im.shards) shard->Kick();
+    {
+      std::unique_lock<std::mutex> lock(core.state_mu);
+      core.state_cv.wait_until(lock, absl::ToChronoTime(deadline),
+                               [&] { return core.finished == shards; });
+    }
+    core.aborting.store(true);
+    for (const auto& shard : im.shards) shard->Abort();
+    {
+      // If the loop no longer runs, the shards' handlers, which hold them,
+      // are destroyed with it instead.
+      std::unique_lock<std::mutex> lock(core.state_mu);
+      core.state_cv.wait_for(lock, kAbortWait,
+                             [&] { return core.finished == shards; });
+    }
+    for (const auto& shard : im.shards) shard->queue()->SetListener(nullptr);
   }
   uint64_t left = 0;
-  for (auto& shard : im.shards) left += shard->queue->GetStats().samples;
+  for (const auto& shard : im.shards) {
+    left += shard->queue()->GetStats().samples;
+  }
   im.gauges->Refresh();
   std::lock_guard<std::mutex> lock(im.state_mu);
   im.left_unsent = left;
@@ -701,8 +830,12 @@ absl::Status DestinationSender::UpdateConfig(const config::Destination& dest) {
   // Always a new Endpoint: shards reconnect, so rotated CA and client
   // certificate files take effect too.
   auto next = *std::move(settings);
-  std::lock_guard<std::mutex> lock(impl_->settings_mu);
-  impl_->settings = std::move(next);
+  {
+    std::lock_guard<std::mutex> lock(impl_->core->settings_mu);
+    impl_->core->settings = std::move(next);
+  }
+  // A new max_samples_per_send or batch_send_deadline applies at once.
+  for (const auto& shard : impl_->shards) shard->Kick();
   return absl::OkStatus();
 }
 

@@ -4,13 +4,25 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/connect.hpp"
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
@@ -18,6 +30,7 @@
 #include "boost/asio/ssl/error.hpp"
 #include "boost/asio/ssl/stream.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "boost/asio/strand.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/http/error.hpp"
 #include "boost/beast/http/parser.hpp"
@@ -144,40 +157,142 @@ absl::StatusOr<std::shared_ptr<const Endpoint>> MakeEndpoint(
   return ep;
 }
 
-struct HttpClient::Impl {
+class HostLookup {
+ public:
+  using Done =
+      std::function<void(error_code, std::vector<tcp::endpoint> endpoints)>;
+
+  HostLookup() : thread_([this] { Run(); }) {}
+
+  ~HostLookup() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  // `done` runs on the lookup thread, unless this is destroyed first.
+  void Lookup(std::string host, std::string port, Done done) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_.push_back({std::move(host), std::move(port), std::move(done)});
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  struct Request {
+    std::string host, port;
+    Done done;
+  };
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+      if (stopping_) return;
+      Request r = std::move(pending_.front());
+      pending_.pop_front();
+      lock.unlock();
+      error_code ec;
+      std::vector<tcp::endpoint> endpoints;
+      addrinfo hints{};
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_ADDRCONFIG;
+      addrinfo* found = nullptr;
+      const int rc =
+          ::getaddrinfo(r.host.c_str(), r.port.c_str(), &hints, &found);
+      if (rc != 0) {
+        ec = rc == EAI_NONAME  ? asio::error::host_not_found
+             : rc == EAI_AGAIN ? asio::error::host_not_found_try_again
+                               : asio::error::no_recovery;
+      } else {
+        for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+          if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+          tcp::endpoint e;
+          std::memcpy(e.data(), a->ai_addr,
+                      std::min<size_t>(a->ai_addrlen, e.capacity()));
+          e.resize(a->ai_addrlen);
+          endpoints.push_back(e);
+        }
+        ::freeaddrinfo(found);
+        if (endpoints.empty()) ec = asio::error::host_not_found;
+      }
+      lock.lock();
+      if (stopping_) return;
+      // Under the lock, so the destructor cannot finish meanwhile.
+      r.done(ec, std::move(endpoints));
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Request> pending_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+std::shared_ptr<HostLookup> NewHostLookup() {
+  return std::make_shared<HostLookup>();
+}
+
+struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
   // The body is sent straight from the caller's buffer.
   using Request = http::request<http::span_body<const char>>;
+  using Strand = asio::strand<asio::io_context::executor_type>;
 
-  // Declared first so it outlives the I/O objects below.
-  asio::io_context ioc{1};
-  tcp::resolver resolver{ioc};
-  asio::steady_timer deadline_timer{ioc};
-  asio::steady_timer sleep_timer{ioc};
+  Impl(asio::io_context& ioc, std::weak_ptr<HostLookup> host_lookup)
+      : lookup(std::move(host_lookup)),
+        use_lookup(!lookup.expired()),
+        strand(asio::make_strand(ioc)),
+        resolver(strand),
+        deadline_timer(strand),
+        wait_timer(strand) {}
+
+  const std::weak_ptr<HostLookup> lookup;
+  const bool use_lookup;
+  uint64_t lookup_gen = 0;  // tells a late lookup result from the current
+  bool lookup_pending = false;
+  Strand strand;
+  tcp::resolver resolver;  // when there is no HostLookup
+  asio::steady_timer deadline_timer;
+  asio::steady_timer wait_timer;
   std::optional<tcp::socket> plain;
   std::unique_ptr<ssl::stream<tcp::socket>> tls;
   boost::beast::flat_buffer buffer;
   bool open = false;
   uint64_t endpoint_id = 0;
-  uint64_t connections_opened = 0;
+  std::atomic<uint64_t> connections_opened{0};
   std::atomic<bool> aborted{false};
+
+  // The request in progress (one at a time).
+  std::shared_ptr<const Endpoint> ep;
+  std::optional<Request> request;
+  std::optional<http::response_parser<http::string_body>> parser;
+  std::function<void(HttpResponse)> done;
   bool timed_out = false;
-  uint64_t request_gen = 0;
+  bool reused = false;         // this attempt started on an open connection
+  bool retried_stale = false;  // the one retry on a fresh connection is used
+  uint64_t request_gen = 0;    // tells a stale deadline from the current one
 
-  // Runs the I/O loop until `done`: the one thread that calls Post/Sleep
-  // is the only one running handlers, so handlers need no locking.
-  void RunUntil(const bool& done) {
-    while (!done) {
-      if (ioc.stopped()) ioc.restart();
-      ioc.run_one();
-    }
-  }
-
-  // Called from handlers: makes pending operations on the connection fail.
+  // Makes pending operations on the connection fail.
   void Shut() {
     error_code ignored;
     if (tls) tls->next_layer().close(ignored);
     if (plain) plain->close(ignored);
     resolver.cancel();
+    if (lookup_pending) {
+      // getaddrinfo cannot be interrupted: its result, when it comes, is
+      // ignored, and the request fails now.
+      lookup_pending = false;
+      ++lookup_gen;
+      asio::post(strand, [self = shared_from_this()] {
+        self->OnResolved(asio::error::operation_aborted, {});
+      });
+    }
   }
 
   void Reset() {
@@ -188,7 +303,28 @@ struct HttpClient::Impl {
     open = false;
   }
 
-  HttpResponse Failure(HttpResponse::Error kind, std::string message) {
+  // Calls `fn` with the connection's stream, plain or TLS.
+  template <typename Fn>
+  void WithStream(Fn&& fn) {
+    if (tls) {
+      fn(*tls);
+    } else {
+      fn(*plain);
+    }
+  }
+
+  void Finish(HttpResponse r) {
+    ++request_gen;  // the deadline, if it fires later, is stale
+    deadline_timer.cancel();
+    request.reset();
+    parser.reset();
+    ep.reset();
+    auto cb = std::move(done);
+    done = nullptr;
+    cb(std::move(r));
+  }
+
+  void Fail(HttpResponse::Error kind, std::string message) {
     if (aborted.load()) {
       kind = HttpResponse::Error::kAborted;
       message = "aborted";
@@ -200,211 +336,270 @@ struct HttpClient::Impl {
     HttpResponse r;
     r.error = kind;
     r.message = std::move(message);
-    return r;
+    Finish(std::move(r));
   }
 
-  template <typename Stream>
-  error_code Write(Stream& s, Request& req) {
-    bool done = false;
-    error_code out;
-    http::async_write(s, req, [&](error_code ec, size_t) {
-      out = ec;
-      done = true;
-    });
-    RunUntil(done);
-    return out;
+  // True when the operation should stop here (aborted, timed out, or
+  // failed); `ec` then is what failed.
+  bool Interrupted(const error_code& ec) const {
+    return ec || aborted.load() || timed_out;
   }
 
-  template <typename Stream>
-  error_code Read(Stream& s, http::response_parser<http::string_body>& p) {
-    bool done = false;
-    error_code out;
-    http::async_read(s, buffer, p, [&](error_code ec, size_t) {
-      out = ec;
-      done = true;
-    });
-    RunUntil(done);
-    return out;
+  void Start() {
+    reused = open;
+    if (open) {
+      Write();
+    } else {
+      Resolve();
+    }
   }
 
-  std::optional<HttpResponse> Connect(const Endpoint& ep);
-  HttpResponse Attempt(const Endpoint& ep, Request& req, bool* stale);
+  // A reused connection the server had closed while idle: one more try on
+  // a fresh connection, else the failure.
+  void RetryStaleOr(HttpResponse::Error kind, std::string message, bool stale) {
+    if (stale && !retried_stale && !aborted.load() && !timed_out) {
+      retried_stale = true;
+      Reset();
+      Start();
+      return;
+    }
+    Fail(kind, std::move(message));
+  }
+
+  // The connection is up (TCP, and TLS if any): send.
+  void Connected() {
+    open = true;
+    endpoint_id = ep->id;
+    connections_opened.fetch_add(1);
+    Write();
+  }
+
+  void Resolve();
+  void OnResolved(const error_code& ec, std::vector<tcp::endpoint> endpoints);
+  void Connect(const std::vector<tcp::endpoint>& endpoints);
+  void Handshake();
+  void Write();
+  void Read();
+  void Complete(const error_code& ec);
 };
 
-std::optional<HttpResponse> HttpClient::Impl::Connect(const Endpoint& ep) {
-  const Url& url = ep.url;
-  std::string where = absl::StrCat(url.host_header);
-  tcp::resolver::results_type results;
-  {
-    bool done = false;
-    error_code out;
-    resolver.async_resolve(url.host, url.port,
-                           [&](error_code ec, tcp::resolver::results_type r) {
-                             out = ec;
-                             results = std::move(r);
-                             done = true;
-                           });
-    RunUntil(done);
-    if (out || aborted.load() || timed_out) {
-      return Failure(HttpResponse::Error::kNetwork,
-                     absl::StrCat("resolve ", url.host, ": ", out.message()));
-    }
+void HttpClient::Impl::Resolve() {
+  const Url& url = ep->url;
+  if (!use_lookup) {
+    resolver.async_resolve(
+        url.host, url.port,
+        [self = shared_from_this()](error_code ec,
+                                    tcp::resolver::results_type results) {
+          self->OnResolved(ec, {results.begin(), results.end()});
+        });
+    return;
   }
-  tcp::socket* sock;
-  if (ep.tls) {
-    tls = std::make_unique<ssl::stream<tcp::socket>>(ioc, *ep.tls);
-    sock = &tls->next_layer();
-  } else {
-    plain.emplace(ioc);
-    sock = &*plain;
+  std::shared_ptr<HostLookup> l = lookup.lock();
+  if (!l) {
+    OnResolved(asio::error::operation_aborted, {});
+    return;
   }
-  {
-    bool done = false;
-    error_code out;
-    asio::async_connect(*sock, results,
-                        [&](error_code ec, const tcp::endpoint&) {
-                          out = ec;
-                          done = true;
-                        });
-    RunUntil(done);
-    if (out || aborted.load() || timed_out) {
-      return Failure(HttpResponse::Error::kNetwork,
-                     absl::StrCat("connect ", where, ": ", out.message()));
-    }
-  }
-  error_code ignored;
-  sock->set_option(tcp::no_delay(true), ignored);
-  if (tls) {
-    SSL* ssl_handle = tls->native_handle();
-    if (!ep.sni.empty()) SSL_set_tlsext_host_name(ssl_handle, ep.sni.c_str());
-    if (ep.insecure_skip_verify) {
-      tls->set_verify_mode(ssl::verify_none);
-    } else {
-      tls->set_verify_mode(ssl::verify_peer);
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
-      X509_VERIFY_PARAM_set_hostflags(param,
-                                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      if (ep.verify_name_is_ip) {
-        X509_VERIFY_PARAM_set1_ip_asc(param, ep.verify_name.c_str());
-      } else {
-        X509_VERIFY_PARAM_set1_host(param, ep.verify_name.c_str(), 0);
-      }
-    }
-    bool done = false;
-    error_code out;
-    tls->async_handshake(ssl::stream_base::client, [&](error_code ec) {
-      out = ec;
-      done = true;
-    });
-    RunUntil(done);
-    if (out || aborted.load() || timed_out) {
-      std::string why = out.message();
-      long verify = SSL_get_verify_result(ssl_handle);
-      if (verify != X509_V_OK) {
-        why = absl::StrCat("certificate verification failed: ",
-                           X509_verify_cert_error_string(verify));
-      }
-      ERR_clear_error();
-      return Failure(HttpResponse::Error::kTls,
-                     absl::StrCat("TLS handshake with ", where, ": ", why));
-    }
-  }
-  open = true;
-  endpoint_id = ep.id;
-  ++connections_opened;
-  return std::nullopt;
+  lookup_pending = true;
+  l->Lookup(url.host, url.port,
+            [self = shared_from_this(), gen = lookup_gen](
+                error_code ec, std::vector<tcp::endpoint> endpoints) {
+              asio::post(self->strand,
+                         [self, gen, ec, endpoints = std::move(endpoints)] {
+                           if (gen != self->lookup_gen)
+                             return;  // Shut() answered
+                           self->lookup_pending = false;
+                           self->OnResolved(ec, endpoints);
+                         });
+            });
 }
 
-HttpResponse HttpClient::Impl::Attempt(const Endpoint& ep, Request& req,
-                                       bool* stale) {
-  *stale = false;
-  bool reused = open;
-  if (!open) {
-    if (auto failed = Connect(ep)) return *std::move(failed);
+void HttpClient::Impl::OnResolved(const error_code& ec,
+                                  std::vector<tcp::endpoint> endpoints) {
+  if (Interrupted(ec)) {
+    Fail(HttpResponse::Error::kNetwork,
+         absl::StrCat("resolve ", ep->url.host, ": ", ec.message()));
+    return;
   }
-  error_code ec = tls ? Write(*tls, req) : Write(*plain, req);
-  if (ec || aborted.load() || timed_out) {
-    *stale = reused && IsStaleConnectionError(ec);
-    return Failure(KindOf(ec), absl::StrCat("send to ", ep.url.host_header,
-                                            ": ", ec.message()));
+  Connect(endpoints);
+}
+
+void HttpClient::Impl::Connect(const std::vector<tcp::endpoint>& endpoints) {
+  tcp::socket* sock;
+  if (ep->tls) {
+    tls = std::make_unique<ssl::stream<tcp::socket>>(strand, *ep->tls);
+    sock = &tls->next_layer();
+  } else {
+    plain.emplace(strand);
+    sock = &*plain;
   }
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(kMaxResponseBody);
-  ec = tls ? Read(*tls, parser) : Read(*plain, parser);
-  bool header_ok = parser.is_header_done();
+  asio::async_connect(
+      *sock, endpoints,
+      [self = shared_from_this(), sock](error_code ec, const tcp::endpoint&) {
+        if (self->Interrupted(ec)) {
+          self->Fail(HttpResponse::Error::kNetwork,
+                     absl::StrCat("connect ", self->ep->url.host_header, ": ",
+                                  ec.message()));
+          return;
+        }
+        error_code ignored;
+        sock->set_option(tcp::no_delay(true), ignored);
+        if (self->tls) {
+          self->Handshake();
+          return;
+        }
+        self->Connected();
+      });
+}
+
+void HttpClient::Impl::Handshake() {
+  SSL* ssl_handle = tls->native_handle();
+  if (!ep->sni.empty()) SSL_set_tlsext_host_name(ssl_handle, ep->sni.c_str());
+  if (ep->insecure_skip_verify) {
+    tls->set_verify_mode(ssl::verify_none);
+  } else {
+    tls->set_verify_mode(ssl::verify_peer);
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
+    X509_VERIFY_PARAM_set_hostflags(param,
+                                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (ep->verify_name_is_ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(param, ep->verify_name.c_str());
+    } else {
+      X509_VERIFY_PARAM_set1_host(param, ep->verify_name.c_str(), 0);
+    }
+  }
+  tls->async_handshake(
+      ssl::stream_base::client, [self = shared_from_this()](error_code ec) {
+        if (self->Interrupted(ec)) {
+          std::string why = ec.message();
+          if (self->tls) {
+            long verify = SSL_get_verify_result(self->tls->native_handle());
+            if (verify != X509_V_OK) {
+              why = absl::StrCat("certificate verification failed: ",
+                                 X509_verify_cert_error_string(verify));
+            }
+          }
+          ERR_clear_error();
+          self->Fail(HttpResponse::Error::kTls,
+                     absl::StrCat("TLS handshake with ",
+                                  self->ep->url.host_header, ": ", why));
+          return;
+        }
+        self->Connected();
+      });
+}
+
+void HttpClient::Impl::Write() {
+  WithStream([this](auto& stream) {
+    http::async_write(
+        stream, *request, [self = shared_from_this()](error_code ec, size_t) {
+          if (self->Interrupted(ec)) {
+            self->RetryStaleOr(
+                KindOf(ec),
+                absl::StrCat("send to ", self->ep->url.host_header, ": ",
+                             ec.message()),
+                self->reused && IsStaleConnectionError(ec));
+            return;
+          }
+          self->Read();
+        });
+  });
+}
+
+void HttpClient::Impl::Read() {
+  parser.emplace();
+  parser->body_limit(kMaxResponseBody);
+  WithStream([this](auto& stream) {
+    http::async_read(stream, buffer, *parser,
+                     [self = shared_from_this()](error_code ec, size_t) {
+                       self->Complete(ec);
+                     });
+  });
+}
+
+void HttpClient::Impl::Complete(const error_code& ec) {
+  const bool header_ok = parser->is_header_done();
   if ((ec && !(ec == http::error::body_limit && header_ok)) || aborted.load() ||
       timed_out) {
-    *stale = reused && !parser.got_some() && IsStaleConnectionError(ec);
-    return Failure(KindOf(ec),
-                   absl::StrCat("read response from ", ep.url.host_header, ": ",
-                                ec.message()));
+    RetryStaleOr(KindOf(ec),
+                 absl::StrCat("read response from ", ep->url.host_header, ": ",
+                              ec.message()),
+                 reused && !parser->got_some() && IsStaleConnectionError(ec));
+    return;
   }
   HttpResponse r;
-  const auto& res = parser.get();
+  const auto& res = parser->get();
   r.status = res.result_int();
   r.body_prefix = res.body().substr(0, kBodyPrefixBytes);
   auto it = res.find(http::field::retry_after);
   if (it != res.end()) r.retry_after = std::string(it->value());
   if (ec || !res.keep_alive()) Reset();
-  return r;
+  Finish(std::move(r));
 }
 
-HttpClient::HttpClient() : impl_(std::make_unique<Impl>()) {}
+HttpClient::HttpClient(asio::io_context& io_context,
+                       std::weak_ptr<HostLookup> lookup)
+    : impl_(std::make_shared<Impl>(io_context, std::move(lookup))) {}
 
+// Pending handlers hold the Impl (and with it the connection) until they
+// have run.
 HttpClient::~HttpClient() = default;
 
-HttpResponse HttpClient::Post(
-    const Endpoint& ep,
-    const std::vector<std::pair<std::string, std::string>>& headers,
-    std::string_view body, absl::Duration timeout) {
+void HttpClient::Post(std::shared_ptr<const Endpoint> ep,
+                      const Headers& headers, std::string_view body,
+                      absl::Duration timeout,
+                      std::function<void(HttpResponse)> done) {
   Impl& im = *impl_;
-  if (im.aborted.load()) return im.Failure(HttpResponse::Error::kAborted, "");
-  if (im.open && im.endpoint_id != ep.id) im.Reset();
+  im.done = std::move(done);
+  im.ep = std::move(ep);
+  im.timed_out = false;
+  im.retried_stale = false;
+  if (im.aborted.load()) {
+    // Through the strand's queue: `done` never runs inside Post.
+    asio::post(im.strand, [self = impl_] {
+      self->Fail(HttpResponse::Error::kAborted, "aborted");
+    });
+    return;
+  }
+  if (im.open && im.endpoint_id != im.ep->id) im.Reset();
 
-  Impl::Request req{http::verb::post, ep.url.target, 11};
-  req.set(http::field::host, ep.url.host_header);
+  const Endpoint& e = *im.ep;
+  im.request.emplace(http::verb::post, e.url.target, 11);
+  Impl::Request& req = *im.request;
+  req.set(http::field::host, e.url.host_header);
   for (const auto& [name, value] : headers) req.set(name, value);
   req.keep_alive(true);
   req.body() = boost::beast::span<const char>(body.data(), body.size());
   req.prepare_payload();
 
-  im.timed_out = false;
-  uint64_t gen = ++im.request_gen;
+  const uint64_t gen = ++im.request_gen;
   im.deadline_timer.expires_after(ToChrono(timeout));
-  im.deadline_timer.async_wait([&im, gen](error_code ec) {
-    if (ec || gen != im.request_gen) return;
-    im.timed_out = true;
-    im.Shut();
+  im.deadline_timer.async_wait([self = impl_, gen](error_code ec) {
+    if (ec || gen != self->request_gen) return;
+    self->timed_out = true;
+    self->Shut();
   });
-
-  bool stale = false;
-  HttpResponse r = im.Attempt(ep, req, &stale);
-  if (stale) r = im.Attempt(ep, req, &stale);
-
-  // Let the cancelled deadline handler run now rather than during a later
-  // request (where `gen` already makes it harmless).
-  im.deadline_timer.cancel();
-  im.ioc.restart();
-  im.ioc.poll();
-  return r;
+  im.Start();
 }
 
-bool HttpClient::Sleep(absl::Duration d) {
+void HttpClient::After(absl::Duration d, std::function<void(bool)> fn) {
   Impl& im = *impl_;
-  if (im.aborted.load()) return false;
-  bool done = false;
-  im.sleep_timer.expires_after(ToChrono(d));
-  im.sleep_timer.async_wait([&](error_code) { done = true; });
-  im.RunUntil(done);
-  return !im.aborted.load();
+  if (im.aborted.load()) {
+    asio::post(im.strand, [fn = std::move(fn)] { fn(false); });
+    return;
+  }
+  im.wait_timer.expires_after(ToChrono(d));
+  im.wait_timer.async_wait([fn = std::move(fn)](error_code ec) { fn(!ec); });
+}
+
+void HttpClient::Dispatch(std::function<void()> fn) {
+  asio::dispatch(impl_->strand, std::move(fn));
 }
 
 void HttpClient::Abort() {
-  Impl* im = impl_.get();
-  im->aborted.store(true);
-  asio::post(im->ioc, [im] {
-    im->Shut();
-    im->sleep_timer.cancel();
+  impl_->aborted.store(true);
+  asio::post(impl_->strand, [self = impl_] {
+    self->Shut();
+    self->wait_timer.cancel();
   });
 }
 
@@ -413,7 +608,34 @@ bool HttpClient::connected() const { return impl_->open; }
 void HttpClient::Close() { impl_->Reset(); }
 
 uint64_t HttpClient::connections_opened() const {
-  return impl_->connections_opened;
+  return impl_->connections_opened.load();
+}
+
+struct PrivateLoop::Impl {
+  asio::io_context ioc;
+  // Keeps run() going while there is nothing to do.
+  asio::executor_work_guard<asio::io_context::executor_type> work =
+      asio::make_work_guard(ioc);
+  std::vector<std::thread> threads;
+};
+
+PrivateLoop::PrivateLoop() : impl_(std::make_unique<Impl>()) {}
+
+PrivateLoop::~PrivateLoop() {
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (std::thread& t : impl_->threads) t.join();
+}
+
+asio::io_context& PrivateLoop::context() { return impl_->ioc; }
+
+void PrivateLoop::Run(int threads, const std::function<void()>& on_start) {
+  for (int i = 0; i < threads; ++i) {
+    impl_->threads.emplace_back([this, on_start] {
+      if (on_start) on_start();
+      impl_->ioc.run();
+    });
+  }
 }
 
 }  // namespace promrelay::forward

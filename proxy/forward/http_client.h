@@ -1,10 +1,12 @@
-// A minimal blocking-style HTTP/1.1 POST client over Boost.Beast for one
-// sender thread: one keep-alive connection, plain TCP or TLS, an overall
-// deadline per request, and an Abort() other threads can call.
+// The HTTP/1.1 POST client of one sender shard over Boost.Beast: one
+// keep-alive connection, plain TCP or TLS, an overall deadline per request,
+// driven by callbacks on an io_context (the proxy's I/O threads, or a
+// sender's own) rather than a thread that blocks per request.
 #ifndef PROMRELAY_PROXY_FORWARD_HTTP_CLIENT_H_
 #define PROMRELAY_PROXY_FORWARD_HTTP_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,9 +18,12 @@
 #include "proxy/config/config.h"
 #include "proxy/forward/url.h"
 
-namespace boost::asio::ssl {
+namespace boost::asio {
+class io_context;
+namespace ssl {
 class context;
 }
+}  // namespace boost::asio
 
 namespace promrelay::forward {
 
@@ -50,35 +55,76 @@ struct HttpResponse {
   std::string retry_after;  // Retry-After header, if any
 };
 
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Everything the client calls back (Post's `done`, After's and Dispatch's
+// functions) runs one at a time on the client's strand, never two at once,
+// so the caller's state needs no lock as long as it is only touched from
+// there.
+// Host name lookups (getaddrinfo, which blocks) on a thread of their own,
+// for one destination's clients: a destination whose DNS hangs delays only
+// its own connects. Destroying it waits for a lookup in progress; no
+// callback runs after that.
+class HostLookup;
+std::shared_ptr<HostLookup> NewHostLookup();
+
 class HttpClient {
  public:
-  HttpClient();
+  // Host names are looked up on `lookup` while it exists (else the client
+  // fails its connects); null: on io_context's own resolver thread.
+  explicit HttpClient(boost::asio::io_context& io_context,
+                      std::weak_ptr<HostLookup> lookup = {});
+  // Closes the connection. Call it from the strand or once nothing runs
+  // there any more.
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // POSTs `body` to ep.url with `headers` (Host and Content-Length are
-  // added here), reusing the open connection when it belongs to `ep`.
-  // Connect, TLS handshake, write and read together get `timeout`. A reused
-  // connection that the server had closed while idle is retried once on a
-  // fresh one. `body` is sent from where it is (no copy) and must stay valid
-  // until Post returns.
-  HttpResponse Post(
-      const Endpoint& ep,
-      const std::vector<std::pair<std::string, std::string>>& headers,
-      std::string_view body, absl::Duration timeout);
+  // Strand only. POSTs `body` to ep->url with `headers` (Host and
+  // Content-Length are added here), reusing the open connection when it
+  // belongs to `ep`. Connect, TLS handshake, write and read together get
+  // `timeout`. A reused connection that the server had closed while idle is
+  // retried once on a fresh one. `body` is sent from where it is (no copy)
+  // and must stay valid until `done` runs, which it does exactly once.
+  void Post(std::shared_ptr<const Endpoint> ep, const Headers& headers,
+            std::string_view body, absl::Duration timeout,
+            std::function<void(HttpResponse)> done);
 
-  // Waits `d`; false when Abort() cut it short.
-  bool Sleep(absl::Duration d);
+  // Strand only. Calls fn(true) after `d`; fn(false) once an Abort() or a
+  // later After() cancels the wait.
+  void After(absl::Duration d, std::function<void(bool)> fn);
 
-  // From any thread: makes the current and every later Post/Sleep return
-  // at once (Post with kAborted).
+  // Any thread: runs `fn` on the strand, at once when the caller may (an
+  // I/O thread of this io_context that is not inside another of the
+  // strand's functions), else queued.
+  void Dispatch(std::function<void()> fn);
+
+  // Any thread: makes the current and every later Post return kAborted and
+  // cancels After's wait.
   void Abort();
 
-  // True while a connection is open (the next Post reuses it).
+  // Strand only: true while a connection is open (the next Post reuses it).
   bool connected() const;
   void Close();
   uint64_t connections_opened() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// An io_context with threads of its own, for a sender that is not given
+// one: it runs until destroyed (stopped, then joined).
+class PrivateLoop {
+ public:
+  PrivateLoop();
+  ~PrivateLoop();
+  PrivateLoop(const PrivateLoop&) = delete;
+  PrivateLoop& operator=(const PrivateLoop&) = delete;
+
+  boost::asio::io_context& context();
+  // Starts `threads` threads; each calls `on_start` first (may be null).
+  void Run(int threads, const std::function<void()>& on_start);
 
  private:
   struct Impl;

@@ -320,9 +320,15 @@ class DiskQueueImpl final : public DiskQueue {
   absl::Status Commit(size_t count) override;
   Stats GetStats() const override;
   void Close() override {
-    std::unique_lock<std::mutex> lock(mu_);
-    closed_ = true;
-    reader_cv_.notify_all();
+    QueueEvent event;
+    event.closed = true;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      closed_ = true;
+      event.queued_samples = samples_;
+      reader_cv_.notify_all();
+    }
+    NotifyListener(event);
   }
   const RecoveryReport& recovery() const override { return report_; }
   absl::Status Flush() override;
@@ -358,8 +364,9 @@ class DiskQueueImpl final : public DiskQueue {
   void SkipCorruptHead(bool header_ok, const Header& h)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Append() and AppendAsync(); *lsn is the end of the written records.
+  // Appends; `*event` (for the listener) is set once the records are in.
   absl::Status Write(std::vector<Record> records, uint64_t* dropped_samples,
-                     bool wait, uint64_t* lsn);
+                     bool wait, uint64_t* lsn, QueueEvent* event);
   absl::Status Rotate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CreateSegment(uint64_t seq, bool sync_dir)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -623,14 +630,21 @@ absl::Status DiskQueueImpl::SyncUpTo(std::unique_lock<std::mutex>& lock,
 absl::Status DiskQueueImpl::Append(std::vector<Record> records,
                                    uint64_t* dropped_samples) {
   uint64_t lsn;
-  return Write(std::move(records), dropped_samples, /*wait=*/true, &lsn);
+  QueueEvent event;
+  absl::Status st =
+      Write(std::move(records), dropped_samples, /*wait=*/true, &lsn, &event);
+  // Also after a failed fsync: the records are in the file and readable.
+  if (lsn != 0) NotifyListener(event);
+  return st;
 }
 
 absl::StatusOr<uint64_t> DiskQueueImpl::AppendAsync(std::vector<Record> records,
                                                     uint64_t* dropped_samples) {
   uint64_t lsn = 0;
+  QueueEvent event;
   absl::Status st =
-      Write(std::move(records), dropped_samples, /*wait=*/false, &lsn);
+      Write(std::move(records), dropped_samples, /*wait=*/false, &lsn, &event);
+  if (lsn != 0) NotifyListener(event);
   if (!st.ok()) return st;
   return lsn;
 }
@@ -643,7 +657,7 @@ absl::Status DiskQueueImpl::WaitDurable(uint64_t token) {
 
 absl::Status DiskQueueImpl::Write(std::vector<Record> records,
                                   uint64_t* dropped_samples, bool wait,
-                                  uint64_t* lsn) {
+                                  uint64_t* lsn, QueueEvent* event) {
   *lsn = 0;
   if (records.empty()) return absl::OkStatus();
   // Encode and checksum outside the lock.
@@ -738,6 +752,7 @@ absl::Status DiskQueueImpl::Write(std::vector<Record> records,
   }
   if (was_empty || samples_ >= reader_target_) reader_cv_.notify_one();
   *lsn = my_lsn;
+  *event = QueueEvent{samples_, was_empty, false};
   if (opts_.fsync != FsyncPolicy::kAlways) return absl::OkStatus();
   if (wait) return SyncUpTo(lock, my_lsn);
   // The background thread leads this sync, in parallel with the caller's

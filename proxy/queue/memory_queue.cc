@@ -71,10 +71,12 @@ class MemoryQueue final : public Queue {
         (was_empty && absl::FromUnixNanos(q_.front()->enqueue_unix_nanos) +
                               reader_batch_deadline_ <
                           reader_wake_);
+    const QueueEvent event{samples_, was_empty, false};
     // Notified after unlocking: a consumer woken under the lock would only
     // block again on the mutex (a futex wait and wake more per batch).
     lock.unlock();
     if (wake) cv_.notify_one();
+    NotifyListener(event);
     return absl::OkStatus();
   }
 
@@ -128,9 +130,15 @@ class MemoryQueue final : public Queue {
   }
 
   void Close() override {
-    std::unique_lock<std::mutex> lock(mu_);
-    closed_ = true;
-    cv_.notify_all();
+    QueueEvent event;
+    event.closed = true;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      closed_ = true;
+      event.queued_samples = samples_;
+      cv_.notify_all();
+    }
+    NotifyListener(event);
   }
 
  private:

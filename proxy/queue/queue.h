@@ -5,7 +5,9 @@
 #define PROMRELAY_PROXY_QUEUE_QUEUE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -62,6 +64,14 @@ struct Stats {
 };
 
 enum class OnFull { kReject, kDropOldest };
+
+// What a queue tells its listener (Queue::SetListener) after an append or
+// a Close().
+struct QueueEvent {
+  uint64_t queued_samples = 0;  // samples queued right after the event
+  bool was_empty = false;       // the append put records into an empty queue
+  bool closed = false;          // the event is Close()
+};
 
 // Many producers (request handlers), one consumer (the shard's sender).
 //
@@ -141,6 +151,37 @@ class Queue {
   // Wakes a blocked Read(), which then returns what is there; later Appends
   // fail with Unavailable.
   virtual void Close() = 0;
+
+  // For a consumer that waits on an event loop rather than blocking in
+  // Read(): `listener` is called after every successful append and after
+  // Close(), from the appending (closing) thread and outside the queue's
+  // locks, so it may call Read(). It must be quick and must not append.
+  // Replaces the previous listener; nullptr removes it. A consumer must
+  // still poll now and then: an implementation may not call it.
+  void SetListener(std::function<void(const QueueEvent&)> listener) {
+    std::shared_ptr<const std::function<void(const QueueEvent&)>> next;
+    if (listener) {
+      next = std::make_shared<const std::function<void(const QueueEvent&)>>(
+          std::move(listener));
+    }
+    std::lock_guard<std::mutex> lock(listener_mu_);
+    listener_.swap(next);
+  }
+
+ protected:
+  // Implementations call this after an append or Close(), with no lock held.
+  void NotifyListener(const QueueEvent& event) const {
+    std::shared_ptr<const std::function<void(const QueueEvent&)>> listener;
+    {
+      std::lock_guard<std::mutex> lock(listener_mu_);
+      listener = listener_;
+    }
+    if (listener) (*listener)(event);
+  }
+
+ private:
+  mutable std::mutex listener_mu_;
+  std::shared_ptr<const std::function<void(const QueueEvent&)>> listener_;
 };
 
 // A Read() stops adding records once their payloads (as queued, so mostly

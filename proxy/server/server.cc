@@ -1,5 +1,6 @@
 #include "proxy/server/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -838,10 +839,7 @@ absl::Status Server::Start(const config::ServerConfig& config) {
   }
   impl.port = impl.acceptor->local_endpoint(ec).port();
   impl.DoAccept();
-  int threads = config.io_threads;
-  if (threads <= 0)
-    threads = static_cast<int>(std::thread::hardware_concurrency());
-  if (threads <= 0) threads = 1;
+  const int threads = IoThreadCount(config);
   for (int i = 0; i < threads; ++i) {
     impl.threads.emplace_back([this] { impl_->ioc.run(); });
   }
@@ -883,16 +881,29 @@ void Server::BeginShutdown() {
   });
 }
 
+void Server::DrainRequests(absl::Time deadline) {
+  BeginShutdown();
+  Shared& s = *impl_->shared;
+  std::unique_lock<std::mutex> lock(s.mu);
+  s.cv.wait_until(lock, absl::ToChronoTime(deadline),
+                  [&s] { return s.in_flight.load() == 0; });
+}
+
+asio::io_context& Server::io_context() { return impl_->ioc; }
+
+int IoThreadCount(const config::ServerConfig& config) {
+  int threads = config.io_threads;
+  if (threads <= 0) {
+    threads = static_cast<int>(std::thread::hardware_concurrency());
+  }
+  return std::max(threads, 1);
+}
+
 void Server::Stop(absl::Time deadline) {
   Impl& impl = *impl_;
   if (impl.stopped.exchange(true)) return;
-  BeginShutdown();
+  DrainRequests(deadline);
   Shared& s = *impl.shared;
-  {
-    std::unique_lock<std::mutex> lock(s.mu);
-    s.cv.wait_until(lock, absl::ToChronoTime(deadline),
-                    [&s] { return s.in_flight.load() == 0; });
-  }
   std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard<std::mutex> lock(s.mu);

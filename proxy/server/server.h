@@ -32,7 +32,14 @@
 #include "proxy/metrics/metrics.h"
 #include "proxy/pipeline/pipeline.h"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace promrelay::server {
+
+// The I/O threads config.io_threads asks for (0: one per core).
+int IoThreadCount(const config::ServerConfig& config);
 
 struct ServerOptions {
   // Called by POST /-/reload; nullptr: the endpoint answers 500.
@@ -86,8 +93,18 @@ class Server {
   void BeginShutdown();
 
   // BeginShutdown(), then waits until no request is in progress or
-  // `deadline` passes, closes every connection and joins the I/O threads.
+  // `deadline` passes. The I/O threads keep running (for other work on
+  // io_context(), such as senders draining).
+  void DrainRequests(absl::Time deadline);
+
+  // DrainRequests(), then closes every connection, stops io_context() and
+  // joins the I/O threads.
   void Stop(absl::Time deadline);
+
+  // The loop the I/O threads run (from Start() until Stop()). Other modules
+  // may run work on it (the senders of memory-queue destinations do); the
+  // server outlives such work only if its owner stops it before Stop().
+  boost::asio::io_context& io_context();
 
   bool shutting_down() const;
   // Requests being read, handled or answered right now.

@@ -5,6 +5,9 @@
 
 #include <snappy.h>
 
+#include <atomic>
+#include <latch>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,7 +18,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
 #include "prometheus/remote.pb.h"
+#include "proxy/forward/http_client.h"
 #include "proxy/metrics/log.h"
 #include "proxy/metrics/metrics.h"
 #include "tests/forward/test_queue.h"
@@ -567,6 +573,119 @@ TEST_CASE("works with the memory queue, closed before Stop") {
   CHECK(m.Sent() == 40);
   CHECK(m.Retries() == 1);
   for (auto& q : qs) CHECK(q->GetStats().records == 0);
+}
+
+// The proxy passes its I/O threads' loop; the records are appended from
+// that loop's threads, as ingest requests do, so a full batch leaves from
+// the appending thread.
+TEST_CASE("shards on the caller's loop deliver once and in order") {
+  TestServer server;
+  server.SetHandler([n = std::make_shared<std::atomic<int>>(0)](
+                        const testing::RecordedRequest&) {
+    Reply reply;
+    if (n->fetch_add(1) % 5 == 4) reply.status = 503;
+    return reply;
+  });
+  Metrics m;
+  PrivateLoop loop;
+  loop.Run(2, nullptr);
+  constexpr int kShards = 3, kRecords = 60;
+  std::vector<std::shared_ptr<TestQueue>> qs;
+  for (int s = 0; s < kShards; ++s) qs.push_back(std::make_shared<TestQueue>());
+  auto dest = MakeDest(server.Url());
+  dest.queue_config.max_samples_per_send = 6;
+  dest.queue_config.batch_send_deadline = absl::Hours(1);
+  std::vector<std::shared_ptr<queue::Queue>> base(qs.begin(), qs.end());
+  auto sender = DestinationSender::Create(dest, base, &m.reg, &loop.context());
+  REQUIRE(sender.ok());
+  (*sender)->Start();
+  // One appender per shard, each a handler on the loop (like a request).
+  std::latch appended(kShards);
+  for (int s = 0; s < kShards; ++s) {
+    boost::asio::post(loop.context(), [q = qs[s], s, &appended] {
+      for (int i = 0; i < kRecords; ++i) Append(*q, MakeRecord(s, i, 2));
+      appended.count_down();
+    });
+  }
+  appended.wait();
+  // Full batches only (kRecords * 2 is a multiple of 6): nothing waits for
+  // the one-hour deadline, so every record leaves before Stop.
+  for (auto& q : qs) REQUIRE(q->WaitEmpty());
+  CHECK((*sender)->Stop(absl::Now() + absl::Seconds(30)) == 0);
+
+  std::set<size_t> rejected;
+  auto reqs = server.Requests();
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (i % 5 == 4) rejected.insert(i);
+  }
+  auto series = Accepted(reqs, rejected);
+  REQUIRE(series.size() == kShards * kRecords * 2);
+  std::map<std::string, int> last_seq;
+  for (const auto& ts : series) {
+    const std::string shard = Label(ts, "shard");
+    const int seq = std::stoi(Label(ts, "seq"));
+    auto it = last_seq.find(shard);
+    if (it != last_seq.end()) CHECK(seq >= it->second);
+    last_seq[shard] = seq;
+  }
+  CHECK(m.Sent() == kShards * kRecords * 2);
+  CHECK(m.Retries() == rejected.size());
+}
+
+TEST_CASE("on the caller's loop, host names are looked up and connected") {
+  TestServer server;
+  Metrics m;
+  PrivateLoop loop;
+  loop.Run(1, nullptr);
+  auto q = std::make_shared<TestQueue>();
+  std::string url = server.Url();
+  url.replace(url.find("127.0.0.1"), 9, "localhost");
+  auto dest = MakeDest(url);
+  std::vector<std::shared_ptr<queue::Queue>> base{q};
+  auto sender = DestinationSender::Create(dest, base, &m.reg, &loop.context());
+  REQUIRE(sender.ok());
+  (*sender)->Start();
+  for (int i = 0; i < 3; ++i) Append(*q, MakeRecord(0, i, 2));
+  REQUIRE(q->WaitEmpty());
+  CHECK((*sender)->Stop(absl::Now()) == 0);
+  CHECK(m.Sent() == 6);
+  CHECK(server.Connections() == 1);
+}
+
+TEST_CASE("a queue that never calls its listener is still drained") {
+  TestServer server;
+  Metrics m;
+  auto q = std::make_shared<TestQueue>();
+  q->set_notify_listener(false);
+  auto dest = MakeDest(server.Url());
+  dest.queue_config.batch_send_deadline = absl::Hours(1);
+  dest.queue_config.max_samples_per_send = 4;
+  auto sender = MakeSender(dest, {q}, m);
+  sender->Start();
+  for (int i = 0; i < 6; ++i) Append(*q, MakeRecord(0, i, 2));
+  // Three full batches; only the shard's own polling can find them.
+  REQUIRE(q->WaitEmpty());
+  CHECK(server.RequestCount() == 3);
+  CHECK(sender->Stop(absl::Now()) == 0);
+  CHECK(m.Sent() == 12);
+}
+
+TEST_CASE("Stop returns when the caller's loop does not run") {
+  TestServer server;
+  Metrics m;
+  auto q = std::make_shared<TestQueue>();
+  PrivateLoop loop;  // never Run(): no thread ever runs the shards
+  auto dest = MakeDest(server.Url());
+  std::vector<std::shared_ptr<queue::Queue>> base{q};
+  auto sender = DestinationSender::Create(dest, base, &m.reg, &loop.context());
+  REQUIRE(sender.ok());
+  (*sender)->Start();
+  for (int i = 0; i < 3; ++i) Append(*q, MakeRecord(0, i, 2));
+  // Nothing could be sent; what is queued is reported, and the sender (and
+  // then the loop, with the shards' handlers) is destroyed cleanly.
+  CHECK((*sender)->Stop(absl::Now()) == 6);
+  CHECK(server.RequestCount() == 0);
+  sender->reset();
 }
 
 // A port nothing listens on: bind one, then close it.

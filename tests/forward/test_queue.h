@@ -5,6 +5,7 @@
 #define PROMRELAY_TESTS_FORWARD_TEST_QUEUE_H_
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -19,16 +20,25 @@ class TestQueue : public queue::Queue {
  public:
   absl::Status Append(std::vector<queue::Record> records,
                       uint64_t* dropped_samples) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return absl::UnavailableError("closed");
-    for (auto& r : records) {
-      if (r.enqueue_unix_nanos == 0)
-        r.enqueue_unix_nanos = absl::GetCurrentTimeNanos();
-      records_.push_back(std::move(r));
+    queue::QueueEvent event;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return absl::UnavailableError("closed");
+      event.was_empty = records_.empty();
+      for (auto& r : records) {
+        if (r.enqueue_unix_nanos == 0)
+          r.enqueue_unix_nanos = absl::GetCurrentTimeNanos();
+        records_.push_back(std::move(r));
+      }
+      for (const auto& r : records_) event.queued_samples += r.samples;
+      cv_.notify_all();
     }
-    cv_.notify_all();
+    if (notify_listener_) NotifyListener(event);
     return absl::OkStatus();
   }
+
+  // Off: the sender must find appended records by polling alone.
+  void set_notify_listener(bool on) { notify_listener_ = on; }
 
   absl::StatusOr<std::vector<queue::Record>> Read(
       size_t max_samples, absl::Duration batch_deadline,
@@ -87,9 +97,12 @@ class TestQueue : public queue::Queue {
   }
 
   void Close() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    cv_.notify_all();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+      cv_.notify_all();
+    }
+    if (notify_listener_) NotifyListener({0, false, true});
   }
 
   uint64_t committed_samples() const {
@@ -117,6 +130,7 @@ class TestQueue : public queue::Queue {
   mutable std::condition_variable cv_;
   std::deque<queue::Record> records_;
   bool closed_ = false;
+  std::atomic<bool> notify_listener_{true};
   uint64_t committed_samples_ = 0;
   uint64_t reads_ = 0;
   uint64_t commits_ = 0;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -559,6 +560,51 @@ TEST_CASE("queue: many producers, one consumer, exactly once, in order") {
       SECTION("tight bound, producers retry on reject") {
         RunProducersConsumer(kind, RecordCost(kind, 100) * 20, 6, 800);
       }
+    }
+  }
+}
+
+TEST_CASE("queue: the listener hears every append and the close") {
+  for (Kind kind : AllKinds()) {
+    SECTION(KindName(kind)) {
+      TempDir dir;
+      auto q = MakeQueue(kind, dir.Sub("q"), kBig, OnFull::kReject);
+      std::mutex mu;
+      std::vector<QueueEvent> events;
+      q->SetListener([&](const QueueEvent& e) {
+        // Outside the queue's locks: reading from here must not deadlock.
+        CHECK(q->GetStats().samples == e.queued_samples);
+        std::lock_guard<std::mutex> lock(mu);
+        events.push_back(e);
+      });
+      REQUIRE(
+          q->Append({MakeRecord("a", 2), MakeRecord("b", 3)}, nullptr).ok());
+      REQUIRE(q->Append(One(MakeRecord("c", 4)), nullptr).ok());
+      auto token = q->AppendAsync(One(MakeRecord("d", 1)), nullptr);
+      REQUIRE(token.ok());
+      REQUIRE(q->WaitDurable(*token).ok());
+      auto read = q->Read(100, kForever, absl::ZeroDuration());
+      REQUIRE(read.ok());
+      REQUIRE(q->Commit(read->size()).ok());
+      REQUIRE(q->Append(One(MakeRecord("e", 5)), nullptr).ok());
+      q->Close();
+      // A failed append is no event.
+      CHECK_FALSE(q->Append(One(MakeRecord("f", 1)), nullptr).ok());
+      q->SetListener(nullptr);
+      q->Close();  // no listener any more: nothing recorded
+
+      std::lock_guard<std::mutex> lock(mu);
+      REQUIRE(events.size() == 5);
+      CHECK(events[0].was_empty);
+      CHECK(events[0].queued_samples == 5);
+      CHECK_FALSE(events[1].was_empty);
+      CHECK(events[1].queued_samples == 9);
+      CHECK(events[2].queued_samples == 10);
+      CHECK(events[3].was_empty);  // everything was committed before
+      CHECK(events[3].queued_samples == 5);
+      CHECK(events[4].closed);
+      CHECK(events[4].queued_samples == 5);
+      for (size_t i = 0; i < 4; ++i) CHECK_FALSE(events[i].closed);
     }
   }
 }
