@@ -303,7 +303,7 @@ class Shard : public std::enable_shared_from_this<Shard> {
 
   // Any thread: have the shard look at its queue and flags again.
   void Kick() {
-    client_.Dispatch([self = shared_from_this()] { self->Step(); });
+    client_.Defer([self = shared_from_this()] { self->Step(); });
   }
 
   // Any thread: cancels the request in flight or the backoff wait; the

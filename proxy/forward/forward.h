@@ -12,8 +12,9 @@
 // Shards are event-driven on an io_context: the queue's listener wakes a
 // shard when a batch is full, and the request is written and its response
 // read by whichever thread runs the loop. Given the proxy's I/O threads, a
-// batch completed by an ingest request leaves from that same thread, with
-// no hand-over to a sender thread and back.
+// batch completed by an ingest request leaves from that same thread, right
+// after the request is answered, with no hand-over to a sender thread and
+// back.
 #ifndef PROMRELAY_PROXY_FORWARD_FORWARD_H_
 #define PROMRELAY_PROXY_FORWARD_FORWARD_H_
 

@@ -21,7 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/connect.hpp"
-#include "boost/asio/dispatch.hpp"
+#include "boost/asio/defer.hpp"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
@@ -591,8 +591,8 @@ void HttpClient::After(absl::Duration d, std::function<void(bool)> fn) {
   im.wait_timer.async_wait([fn = std::move(fn)](error_code ec) { fn(!ec); });
 }
 
-void HttpClient::Dispatch(std::function<void()> fn) {
-  asio::dispatch(impl_->strand, std::move(fn));
+void HttpClient::Defer(std::function<void()> fn) {
+  asio::defer(impl_->strand, std::move(fn));
 }
 
 void HttpClient::Abort() {

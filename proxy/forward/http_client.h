@@ -57,7 +57,7 @@ struct HttpResponse {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// Everything the client calls back (Post's `done`, After's and Dispatch's
+// Everything the client calls back (Post's `done`, After's and Defer's
 // functions) runs one at a time on the client's strand, never two at once,
 // so the caller's state needs no lock as long as it is only touched from
 // there.
@@ -94,10 +94,11 @@ class HttpClient {
   // later After() cancels the wait.
   void After(absl::Duration d, std::function<void(bool)> fn);
 
-  // Any thread: runs `fn` on the strand, at once when the caller may (an
-  // I/O thread of this io_context that is not inside another of the
-  // strand's functions), else queued.
-  void Dispatch(std::function<void()> fn);
+  // Any thread: runs `fn` on the strand, after whatever the calling thread
+  // is running now. On an I/O thread of this io_context that is the same
+  // thread, right after the current handler (an ingest request's handler
+  // answers its client first); from elsewhere it is queued.
+  void Defer(std::function<void()> fn);
 
   // Any thread: makes the current and every later Post return kAborted and
   // cancels After's wait.
