@@ -320,15 +320,12 @@ class DiskQueueImpl final : public DiskQueue {
   absl::Status Commit(size_t count) override;
   Stats GetStats() const override;
   void Close() override {
-    QueueEvent event;
-    event.closed = true;
-    {
+    CloseAndNotify([this] {
       std::unique_lock<std::mutex> lock(mu_);
       closed_ = true;
-      event.queued_samples = samples_;
       reader_cv_.notify_all();
-    }
-    NotifyListener(event);
+      return samples_;
+    });
   }
   const RecoveryReport& recovery() const override { return report_; }
   absl::Status Flush() override;

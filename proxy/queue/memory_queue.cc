@@ -130,15 +130,12 @@ class MemoryQueue final : public Queue {
   }
 
   void Close() override {
-    QueueEvent event;
-    event.closed = true;
-    {
+    CloseAndNotify([this] {
       std::unique_lock<std::mutex> lock(mu_);
       closed_ = true;
-      event.queued_samples = samples_;
       cv_.notify_all();
-    }
-    NotifyListener(event);
+      return samples_;
+    });
   }
 
  private:

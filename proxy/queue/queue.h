@@ -169,6 +169,17 @@ class Queue {
   }
 
  protected:
+  // For Close(): `close` marks the queue closed under the implementation's
+  // lock and returns the samples still queued; the listener hears of it
+  // after the lock is released.
+  template <typename CloseFn>
+  void CloseAndNotify(CloseFn close) {
+    QueueEvent event;
+    event.closed = true;
+    event.queued_samples = close();
+    NotifyListener(event);
+  }
+
   // Implementations call this after an append or Close(), with no lock held.
   void NotifyListener(const QueueEvent& event) const {
     std::shared_ptr<const std::function<void(const QueueEvent&)>> listener;
