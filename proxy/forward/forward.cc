@@ -253,9 +253,27 @@ struct Core {
   metrics::Counter* retries = nullptr;
   metrics::Histogram* duration = nullptr;
   // Created at the first attempt / success: before that they would claim
-  // a failure or a send time that never happened.
+  // a failure or a send time that never happened. Up() and LastSuccess()
+  // look the child up once, not per request.
   metrics::Family<metrics::Gauge>* up = nullptr;
   metrics::Family<metrics::Gauge>* last_success = nullptr;
+  std::atomic<metrics::Gauge*> up_child{nullptr};
+  std::atomic<metrics::Gauge*> last_success_child{nullptr};
+
+  metrics::Gauge& Up() { return Child(*up, up_child); }
+  metrics::Gauge& LastSuccess() {
+    return Child(*last_success, last_success_child);
+  }
+  // Two threads may both look it up first: With() returns the same child.
+  metrics::Gauge& Child(metrics::Family<metrics::Gauge>& family,
+                        std::atomic<metrics::Gauge*>& cached) {
+    metrics::Gauge* g = cached.load(std::memory_order_acquire);
+    if (g == nullptr) {
+      g = &family.With({name});
+      cached.store(g, std::memory_order_release);
+    }
+    return *g;
+  }
   metrics::Family<metrics::Counter>* dropped = nullptr;
   metrics::Family<metrics::Counter>* errors = nullptr;
 
@@ -476,11 +494,9 @@ void Shard::Attempt() {
   std::shared_ptr<const Settings> s =
       core_->CurrentSettings();  // a reload applies to the next attempt
   if (!client_.connected()) s->credentials->Refresh(core_->name);
-  Headers headers = s->fixed_headers;
-  std::string auth = s->credentials->Authorization();
-  if (!auth.empty()) headers.emplace_back("Authorization", std::move(auth));
   attempt_start_ = absl::Now();
-  client_.Post(s->endpoint, headers, compressed_.view(), s->remote_timeout,
+  client_.Post(s->endpoint, s->fixed_headers, s->credentials->Authorization(),
+               compressed_.view(), s->remote_timeout,
                [self = shared_from_this()](HttpResponse res) {
                  self->OnResponse(std::move(res));
                });
@@ -513,19 +529,18 @@ void Shard::OnResponse(HttpResponse res) {
     c.sent_samples->Inc(static_cast<double>(chunk_samples_));
     c.sent_batches->Inc();
     c.sent_bytes->Inc(static_cast<double>(compressed_.size()));
-    c.up->With({name}).Set(1);
+    c.Up().Set(1);
     if (c.failing.exchange(false)) {
       logging::Info(
           "destination accepts data again",
           {{"destination", name}, {"url", s->endpoint->url.redacted}});
     }
-    c.last_success->With({name}).Set(
-        absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+    c.LastSuccess().Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
     NextChunk();
     return;
   }
   c.errors->With({name, reason}).Inc();
-  c.up->With({name}).Set(0);
+  c.Up().Set(0);
   c.failing.store(true);
 
   // A rejected credential may have been rotated in its file since we

@@ -265,7 +265,6 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
   boost::beast::flat_buffer buffer;
   bool open = false;
   uint64_t endpoint_id = 0;
-  std::atomic<uint64_t> connections_opened{0};
   std::atomic<bool> aborted{false};
 
   // The request in progress (one at a time).
@@ -370,7 +369,6 @@ struct HttpClient::Impl : std::enable_shared_from_this<HttpClient::Impl> {
   void Connected() {
     open = true;
     endpoint_id = ep->id;
-    connections_opened.fetch_add(1);
     Write();
   }
 
@@ -545,8 +543,8 @@ HttpClient::HttpClient(asio::io_context& io_context,
 HttpClient::~HttpClient() = default;
 
 void HttpClient::Post(std::shared_ptr<const Endpoint> ep,
-                      const Headers& headers, std::string_view body,
-                      absl::Duration timeout,
+                      const Headers& headers, std::string_view authorization,
+                      std::string_view body, absl::Duration timeout,
                       std::function<void(HttpResponse)> done) {
   Impl& im = *impl_;
   im.done = std::move(done);
@@ -567,6 +565,8 @@ void HttpClient::Post(std::shared_ptr<const Endpoint> ep,
   Impl::Request& req = *im.request;
   req.set(http::field::host, e.url.host_header);
   for (const auto& [name, value] : headers) req.set(name, value);
+  if (!authorization.empty())
+    req.set(http::field::authorization, authorization);
   req.keep_alive(true);
   req.body() = boost::beast::span<const char>(body.data(), body.size());
   req.prepare_payload();
@@ -606,10 +606,6 @@ void HttpClient::Abort() {
 bool HttpClient::connected() const { return impl_->open; }
 
 void HttpClient::Close() { impl_->Reset(); }
-
-uint64_t HttpClient::connections_opened() const {
-  return impl_->connections_opened.load();
-}
 
 struct PrivateLoop::Impl {
   asio::io_context ioc;

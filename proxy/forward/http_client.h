@@ -80,15 +80,16 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Strand only. POSTs `body` to ep->url with `headers` (Host and
-  // Content-Length are added here), reusing the open connection when it
+  // Strand only. POSTs `body` to ep->url with `headers` and, unless empty,
+  // `authorization` as the Authorization header (Host and Content-Length
+  // are added here), reusing the open connection when it
   // belongs to `ep`. Connect, TLS handshake, write and read together get
   // `timeout`. A reused connection that the server had closed while idle is
   // retried once on a fresh one. `body` is sent from where it is (no copy)
   // and must stay valid until `done` runs, which it does exactly once.
   void Post(std::shared_ptr<const Endpoint> ep, const Headers& headers,
-            std::string_view body, absl::Duration timeout,
-            std::function<void(HttpResponse)> done);
+            std::string_view authorization, std::string_view body,
+            absl::Duration timeout, std::function<void(HttpResponse)> done);
 
   // Strand only. Calls fn(true) after `d`; fn(false) once an Abort() or a
   // later After() cancels the wait.
@@ -107,7 +108,6 @@ class HttpClient {
   // Strand only: true while a connection is open (the next Post reuses it).
   bool connected() const;
   void Close();
-  uint64_t connections_opened() const;
 
  private:
   struct Impl;
