@@ -319,9 +319,11 @@ class Shard : public std::enable_shared_from_this<Shard> {
 
   const std::shared_ptr<queue::Queue>& queue() const { return queue_; }
 
-  // Any thread: have the shard look at its queue and flags again.
+  // Any thread: have the shard look at its queue and flags again. Not
+  // deferred: Stop() may run on an I/O thread (a reload) and wait there for
+  // the shard.
   void Kick() {
-    client_.Defer([self = shared_from_this()] { self->Step(); });
+    client_.Schedule([self = shared_from_this()] { self->Step(); });
   }
 
   // Any thread: cancels the request in flight or the backoff wait; the
@@ -340,7 +342,11 @@ class Shard : public std::enable_shared_from_this<Shard> {
         e.queued_samples < kick_samples_.load(std::memory_order_relaxed)) {
       return;
     }
-    if (waiting_.exchange(false)) Kick();
+    // Deferred: the appending thread (an ingest handler) answers its
+    // client first, then sends the batch itself, with no hand-over.
+    if (waiting_.exchange(false)) {
+      client_.Defer([self = shared_from_this()] { self->Step(); });
+    }
   }
 
  private:

@@ -538,8 +538,6 @@ HttpClient::HttpClient(asio::io_context& io_context,
                        std::weak_ptr<HostLookup> lookup)
     : impl_(std::make_shared<Impl>(io_context, std::move(lookup))) {}
 
-// Pending handlers hold the Impl (and with it the connection) until they
-// have run.
 HttpClient::~HttpClient() = default;
 
 void HttpClient::Post(std::shared_ptr<const Endpoint> ep,
@@ -589,6 +587,10 @@ void HttpClient::After(absl::Duration d, std::function<void(bool)> fn) {
   }
   im.wait_timer.expires_after(ToChrono(d));
   im.wait_timer.async_wait([fn = std::move(fn)](error_code ec) { fn(!ec); });
+}
+
+void HttpClient::Schedule(std::function<void()> fn) {
+  asio::post(impl_->strand, std::move(fn));
 }
 
 void HttpClient::Defer(std::function<void()> fn) {

@@ -57,10 +57,6 @@ struct HttpResponse {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// Everything the client calls back (Post's `done`, After's and Defer's
-// functions) runs one at a time on the client's strand, never two at once,
-// so the caller's state needs no lock as long as it is only touched from
-// there.
 // Host name lookups (getaddrinfo, which blocks) on a thread of their own,
 // for one destination's clients: a destination whose DNS hangs delays only
 // its own connects. Destroying it waits for a lookup in progress; no
@@ -68,14 +64,18 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 class HostLookup;
 std::shared_ptr<HostLookup> NewHostLookup();
 
+// Everything the client calls back (Post's `done`, and the functions given
+// to After, Schedule and Defer) runs one at a time on the client's strand,
+// never two at once, so the caller's state needs no lock as long as it is
+// only touched from there.
 class HttpClient {
  public:
   // Host names are looked up on `lookup` while it exists (else the client
   // fails its connects); null: on io_context's own resolver thread.
   explicit HttpClient(boost::asio::io_context& io_context,
                       std::weak_ptr<HostLookup> lookup = {});
-  // Closes the connection. Call it from the strand or once nothing runs
-  // there any more.
+  // Handlers still pending keep the connection (and its state) until they
+  // have run.
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -95,10 +95,16 @@ class HttpClient {
   // later After() cancels the wait.
   void After(absl::Duration d, std::function<void(bool)> fn);
 
-  // Any thread: runs `fn` on the strand, after whatever the calling thread
-  // is running now. On an I/O thread of this io_context that is the same
-  // thread, right after the current handler (an ingest request's handler
-  // answers its client first); from elsewhere it is queued.
+  // Any thread: runs `fn` on the strand, on whichever thread of the loop
+  // is free.
+  void Schedule(std::function<void()> fn);
+
+  // Any thread: runs `fn` on the strand after whatever the calling thread
+  // is running now. On a thread of this io_context that is the same thread,
+  // right after the current handler (an ingest request's handler answers
+  // its client first), and no other thread may take it: a caller that then
+  // blocks (waits for the strand) must use Schedule(). From elsewhere it is
+  // Schedule().
   void Defer(std::function<void()> fn);
 
   // Any thread: makes the current and every later Post return kAborted and
