@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -151,51 +152,48 @@ class QueueMaker {
     }
     const config::StorageConfig& st = *d.storage;
     const uint64_t per = std::max<uint64_t>(1, st.max_bytes / shards);
-    metrics::Histogram* hist = &fsync_hist_->With({d.name});
     for (int i = 0; i < shards; ++i) {
-      queue::DiskQueueOptions o;
-      o.directory = ShardDir(st.path, i);
-      o.max_bytes = per;
-      o.on_full = QueueOnFull(st.on_full);
-      o.fsync = QueueFsync(st.fsync);
-      o.fsync_interval = st.fsync_interval;
-      o.segment_bytes = st.segment_bytes;
-      o.fsync_observer = [hist](absl::Duration dur) {
-        hist->Observe(absl::ToDoubleSeconds(dur));
-      };
-      absl::StatusOr<std::unique_ptr<queue::DiskQueue>> dq =
-          queue::OpenDiskQueue(o);
+      absl::StatusOr<std::shared_ptr<queue::DiskQueue>> dq =
+          OpenShard(d, ShardDir(st.path, i), per);
       if (!dq.ok()) {
         return absl::Status(dq.status().code(),
                             absl::StrCat("storage.path: shard ", i, ": ",
                                          dq.status().message()));
       }
-      const queue::RecoveryReport& r = (*dq)->recovery();
-      if (r.damaged()) {
-        logging::Warn("disk queue was damaged; skipped the corrupt records",
-                      {{"destination", d.name},
-                       {"dir", o.directory},
-                       {"summary", r.Summary()}});
-        for (const std::string& m : r.messages) {
-          logging::Warn(
-              "disk queue damage",
-              {{"destination", d.name}, {"dir", o.directory}, {"detail", m}});
-        }
-      } else if (r.records_recovered > 0) {
-        logging::Info("disk queue recovered",
-                      {{"destination", d.name},
-                       {"dir", o.directory},
-                       {"records", r.records_recovered},
-                       {"samples", r.samples_recovered}});
-      }
-      std::shared_ptr<queue::DiskQueue> shared = std::move(*dq);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        disk_queues_.push_back(shared);
-      }
-      q.shards.push_back(std::move(shared));
+      q.shards.push_back(*std::move(dq));
     }
     q.shard_capacity_bytes = per;
+    for (const auto& [i, dir] : ShardDirsFrom(st.path, shards)) {
+      absl::StatusOr<std::shared_ptr<queue::DiskQueue>> dq =
+          OpenShard(d, dir, per);
+      if (!dq.ok()) {
+        return absl::Status(dq.status().code(),
+                            absl::StrCat("storage.path: shard ", i,
+                                         " (left by a run with more shards): ",
+                                         dq.status().message()));
+      }
+      const queue::Stats stats = (*dq)->GetStats();
+      if (stats.records == 0) {
+        (*dq)->Close();
+        dq->reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        logging::Info(
+            "removed an empty shard directory left by a run with "
+            "more shards",
+            {{"destination", d.name}, {"dir", dir}});
+        continue;
+      }
+      logging::Warn(
+          "shard directory left by a run with more shards: its records are "
+          "sent, nothing new is added, and it is removed at a later start "
+          "once empty",
+          {{"destination", d.name},
+           {"dir", dir},
+           {"samples", stats.samples},
+           {"shards", shards}});
+      q.drain_shards.push_back(*std::move(dq));
+    }
     return q;
   }
 
@@ -212,6 +210,68 @@ class QueueMaker {
   }
 
  private:
+  // Opens (recovering) the disk queue in `dir`, logging what recovery found.
+  absl::StatusOr<std::shared_ptr<queue::DiskQueue>> OpenShard(
+      const config::Destination& d, const std::string& dir,
+      uint64_t max_bytes) {
+    const config::StorageConfig& st = *d.storage;
+    queue::DiskQueueOptions o;
+    o.directory = dir;
+    o.max_bytes = max_bytes;
+    o.on_full = QueueOnFull(st.on_full);
+    o.fsync = QueueFsync(st.fsync);
+    o.fsync_interval = st.fsync_interval;
+    o.segment_bytes = st.segment_bytes;
+    metrics::Histogram* hist = &fsync_hist_->With({d.name});
+    o.fsync_observer = [hist](absl::Duration dur) {
+      hist->Observe(absl::ToDoubleSeconds(dur));
+    };
+    absl::StatusOr<std::unique_ptr<queue::DiskQueue>> dq =
+        queue::OpenDiskQueue(o);
+    if (!dq.ok()) return dq.status();
+    const queue::RecoveryReport& r = (*dq)->recovery();
+    if (r.damaged()) {
+      logging::Warn(
+          "disk queue was damaged; skipped the corrupt records",
+          {{"destination", d.name}, {"dir", dir}, {"summary", r.Summary()}});
+      for (const std::string& m : r.messages) {
+        logging::Warn("disk queue damage",
+                      {{"destination", d.name}, {"dir", dir}, {"detail", m}});
+      }
+    } else if (r.records_recovered > 0) {
+      logging::Info("disk queue recovered", {{"destination", d.name},
+                                             {"dir", dir},
+                                             {"records", r.records_recovered},
+                                             {"samples", r.samples_recovered}});
+    }
+    std::shared_ptr<queue::DiskQueue> shared = std::move(*dq);
+    std::lock_guard<std::mutex> lock(mu_);
+    disk_queues_.push_back(shared);
+    return shared;
+  }
+
+  // The queue directories storage_path/shard-<i> with i >= `from`, by i:
+  // shards of a run whose queue_config.shards was higher.
+  static std::map<int, std::string> ShardDirsFrom(const std::string& path,
+                                                  int from) {
+    std::map<int, std::string> out;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(path, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      int i = 0;
+      if (!absl::StartsWith(name, "shard-") ||
+          !absl::SimpleAtoi(absl::string_view(name).substr(6), &i) ||
+          i < from || name != absl::StrCat("shard-", i)) {
+        continue;
+      }
+      if (queue::IsQueueDirectory(it->path().string())) {
+        out[i] = it->path().string();
+      }
+    }
+    return out;
+  }
+
   metrics::Registry* registry_;
   metrics::Family<metrics::Histogram>* fsync_hist_;
   std::mutex mu_;
@@ -237,8 +297,12 @@ class Senders : public pipeline::DestinationObserver {
 
   absl::Status Added(const config::Destination& dest,
                      const pipeline::DestinationQueues& queues) override {
+    // Shards left over from a run with more shards are sent from too.
+    std::vector<std::shared_ptr<queue::Queue>> shards = queues.shards;
+    shards.insert(shards.end(), queues.drain_shards.begin(),
+                  queues.drain_shards.end());
     auto sender = forward::DestinationSender::Create(
-        dest, queues.shards, registry_,
+        dest, std::move(shards), registry_,
         dest.storage.has_value() ? nullptr : io_context_);
     if (!sender.ok()) return sender.status();
     (*sender)->Start();
@@ -351,7 +415,9 @@ class DiskQueueMetrics {
   void Refresh() {
     for (const pipeline::DestinationQueues& q : runtime_->queues()) {
       std::vector<queue::Stats> stats;
-      for (const auto& shard : q.shards) stats.push_back(shard->GetStats());
+      for (const auto* list : {&q.shards, &q.drain_shards}) {
+        for (const auto& shard : *list) stats.push_back(shard->GetStats());
+      }
       const auto* cfg = FindDest(q.name);
       if (cfg == nullptr || !cfg->storage) continue;
       double segs = 0, bytes = 0;

@@ -55,6 +55,10 @@ struct DestinationQueues {
   // pipeline refuse a request up front instead of after an earlier
   // destination already accepted its share.
   uint64_t shard_capacity_bytes = 0;
+  // Disk queues of shards a previous run had and this config does not
+  // (queue_config.shards was lowered): their records are still sent, but
+  // the pipeline never appends to them.
+  std::vector<std::shared_ptr<queue::Queue>> drain_shards;
 };
 
 struct IngestOptions {

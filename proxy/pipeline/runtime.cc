@@ -21,8 +21,10 @@ const config::Destination* FindDest(const config::Config* cfg,
 }
 
 void CloseAll(const DestinationQueues& q) {
-  for (const auto& shard : q.shards) {
-    if (shard) shard->Close();
+  for (const auto* list : {&q.shards, &q.drain_shards}) {
+    for (const auto& shard : *list) {
+      if (shard) shard->Close();
+    }
   }
 }
 

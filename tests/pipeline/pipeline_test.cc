@@ -793,7 +793,7 @@ TEST_CASE("a new config starts with an empty cache") {
   auto drop_api = std::make_shared<config::Config>();
   d.write_relabel_configs = testing::Rules({testing::Drop("job", "api")});
   drop_api->remote_write.push_back(d);
-  std::vector<DestinationQueues> qs = {{"d", {f.fakes["d"][0]}, 0}};
+  std::vector<DestinationQueues> qs = {{"d", {f.fakes["d"][0]}, 0, {}}};
   REQUIRE(f.pipeline->Update(drop_api, qs).ok());
   REQUIRE(f.pipeline->Ingest(Body(req)).ok());
   CHECK(f.Series("d").size() == 2);  // dropped now, not served from cache
@@ -825,7 +825,7 @@ TEST_CASE("rewritten labels are cached per config") {
 
   // A reload that drops another label: no series may keep the old rewrite.
   std::vector<DestinationQueues> qs = {
-      {"d", {f.fakes["d"][0], f.fakes["d"][1]}, 0}};
+      {"d", {f.fakes["d"][0], f.fakes["d"][1]}, 0, {}}};
   REQUIRE(f.pipeline
               ->Update(OneDestination(
                            "d", 2,

@@ -134,7 +134,7 @@ struct Fixture {
     for (const auto& d : cfg->remote_write) {
       auto q = std::make_shared<FakeQueue>();
       fakes[d.name] = q;
-      qs.push_back({d.name, {q}, 0});
+      qs.push_back({d.name, {q}, 0, {}});
     }
     pipe = std::make_unique<pipeline::Pipeline>(&registry);
     REQUIRE(pipe->Update(cfg, qs).ok());
