@@ -100,6 +100,7 @@ class Credentials {
       username_ = *url.username;
       password_ = url.password.value_or("");
     }
+    authorization_ = HeaderValue();
   }
 
   bool has_file() const {
@@ -121,12 +122,19 @@ class Credentials {
     std::string& current = basic_ ? password_ : token_;
     if (*secret == current) return false;
     current = *std::move(secret);
+    authorization_ = HeaderValue();
     return true;
   }
 
   // The Authorization header value, or empty.
   std::string Authorization() const {
     std::lock_guard<std::mutex> lock(mu_);
+    return authorization_;
+  }
+
+ private:
+  // Made when the secret is set, not per request.
+  std::string HeaderValue() const {
     if (basic_) {
       return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(
                                         username_, ":", password_)));
@@ -135,11 +143,11 @@ class Credentials {
     return "";
   }
 
- private:
   mutable std::mutex mu_;
   bool basic_ = false, bearer_ = false;
   std::string username_, password_, password_file_;
   std::string token_, token_file_;
+  std::string authorization_;
 };
 
 // Everything a shard needs per request; replaced as a whole on reload.
