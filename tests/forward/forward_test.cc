@@ -117,13 +117,25 @@ struct Metrics {
   }
 };
 
+// A sender on the queues, on `loop` (nullptr: its own threads).
 std::unique_ptr<DestinationSender> MakeSender(
     const config::Destination& dest, std::vector<std::shared_ptr<TestQueue>> qs,
-    Metrics& m) {
+    Metrics& m, PrivateLoop* loop = nullptr) {
   std::vector<std::shared_ptr<queue::Queue>> base(qs.begin(), qs.end());
-  auto sender = DestinationSender::Create(dest, base, &m.reg);
+  auto sender = DestinationSender::Create(dest, base, &m.reg,
+                                          loop ? &loop->context() : nullptr);
   REQUIRE(sender.ok());
   return *std::move(sender);
+}
+
+// A destination whose batches leave only when they hold
+// `max_samples_per_send` samples, or at Stop(): the deadline is an hour.
+config::Destination MakeHeldDest(const std::string& url,
+                                 int max_samples_per_send) {
+  config::Destination d = MakeDest(url);
+  d.queue_config.batch_send_deadline = absl::Hours(1);
+  d.queue_config.max_samples_per_send = max_samples_per_send;
+  return d;
 }
 
 // Sends everything `q` holds: a sender started on it, the queue drained,
@@ -526,10 +538,7 @@ TEST_CASE("Stop drains partial batches at once") {
   TestServer server;
   Metrics m;
   auto q = std::make_shared<TestQueue>();
-  auto dest = MakeDest(server.Url());
-  dest.queue_config.batch_send_deadline = absl::Hours(1);
-  dest.queue_config.max_samples_per_send = 1000;
-  auto sender = MakeSender(dest, {q}, m);
+  auto sender = MakeSender(MakeHeldDest(server.Url(), 1000), {q}, m);
   sender->Start();
   for (int i = 0; i < 5; ++i) Append(*q, MakeRecord(0, i, 2));
   CHECK(sender->Stop(absl::Now() + absl::Seconds(30)) == 0);
@@ -592,13 +601,8 @@ TEST_CASE("shards on the caller's loop deliver once and in order") {
   constexpr int kShards = 3, kRecords = 60;
   std::vector<std::shared_ptr<TestQueue>> qs;
   for (int s = 0; s < kShards; ++s) qs.push_back(std::make_shared<TestQueue>());
-  auto dest = MakeDest(server.Url());
-  dest.queue_config.max_samples_per_send = 6;
-  dest.queue_config.batch_send_deadline = absl::Hours(1);
-  std::vector<std::shared_ptr<queue::Queue>> base(qs.begin(), qs.end());
-  auto sender = DestinationSender::Create(dest, base, &m.reg, &loop.context());
-  REQUIRE(sender.ok());
-  (*sender)->Start();
+  auto sender = MakeSender(MakeHeldDest(server.Url(), 6), qs, m, &loop);
+  sender->Start();
   // One appender per shard, each a handler on the loop (like a request).
   std::latch appended(kShards);
   for (int s = 0; s < kShards; ++s) {
@@ -611,7 +615,7 @@ TEST_CASE("shards on the caller's loop deliver once and in order") {
   // Full batches only (kRecords * 2 is a multiple of 6): nothing waits for
   // the one-hour deadline, so every record leaves before Stop.
   for (auto& q : qs) REQUIRE(q->WaitEmpty());
-  CHECK((*sender)->Stop(absl::Now() + absl::Seconds(30)) == 0);
+  CHECK(sender->Stop(absl::Now() + absl::Seconds(30)) == 0);
 
   std::set<size_t> rejected;
   auto reqs = server.Requests();
@@ -640,14 +644,11 @@ TEST_CASE("on the caller's loop, host names are looked up and connected") {
   auto q = std::make_shared<TestQueue>();
   std::string url = server.Url();
   url.replace(url.find("127.0.0.1"), 9, "localhost");
-  auto dest = MakeDest(url);
-  std::vector<std::shared_ptr<queue::Queue>> base{q};
-  auto sender = DestinationSender::Create(dest, base, &m.reg, &loop.context());
-  REQUIRE(sender.ok());
-  (*sender)->Start();
+  auto sender = MakeSender(MakeDest(url), {q}, m, &loop);
+  sender->Start();
   for (int i = 0; i < 3; ++i) Append(*q, MakeRecord(0, i, 2));
   REQUIRE(q->WaitEmpty());
-  CHECK((*sender)->Stop(absl::Now()) == 0);
+  CHECK(sender->Stop(absl::Now()) == 0);
   CHECK(m.Sent() == 6);
   CHECK(server.Connections() == 1);
 }
@@ -657,10 +658,7 @@ TEST_CASE("a queue that never calls its listener is still drained") {
   Metrics m;
   auto q = std::make_shared<TestQueue>();
   q->set_notify_listener(false);
-  auto dest = MakeDest(server.Url());
-  dest.queue_config.batch_send_deadline = absl::Hours(1);
-  dest.queue_config.max_samples_per_send = 4;
-  auto sender = MakeSender(dest, {q}, m);
+  auto sender = MakeSender(MakeHeldDest(server.Url(), 4), {q}, m);
   sender->Start();
   for (int i = 0; i < 6; ++i) Append(*q, MakeRecord(0, i, 2));
   // Three full batches; only the shard's own polling can find them.
@@ -675,17 +673,14 @@ TEST_CASE("Stop returns when the caller's loop does not run") {
   Metrics m;
   auto q = std::make_shared<TestQueue>();
   PrivateLoop loop;  // never Run(): no thread ever runs the shards
-  auto dest = MakeDest(server.Url());
-  std::vector<std::shared_ptr<queue::Queue>> base{q};
-  auto sender = DestinationSender::Create(dest, base, &m.reg, &loop.context());
-  REQUIRE(sender.ok());
-  (*sender)->Start();
+  auto sender = MakeSender(MakeDest(server.Url()), {q}, m, &loop);
+  sender->Start();
   for (int i = 0; i < 3; ++i) Append(*q, MakeRecord(0, i, 2));
   // Nothing could be sent; what is queued is reported, and the sender (and
   // then the loop, with the shards' handlers) is destroyed cleanly.
-  CHECK((*sender)->Stop(absl::Now()) == 6);
+  CHECK(sender->Stop(absl::Now()) == 6);
   CHECK(server.RequestCount() == 0);
-  sender->reset();
+  sender.reset();
 }
 
 // A port nothing listens on: bind one, then close it.
