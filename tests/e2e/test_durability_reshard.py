@@ -2,9 +2,10 @@
 """Durability: lowering queue_config.shards strands no data.
 
 promrelay queues on disk with 4 shards while VictoriaMetrics is down, and
-stops with everything still queued. It restarts with `shards: 2` and
-VictoriaMetrics up: the directories of shards 2 and 3 are still sent from
-(a warning names them), so every acknowledged sample arrives exactly once.
+stops with everything still queued. It restarts with `shards: 2`: the
+directories of shards 2 and 3 are still sent from (a warning names them,
+the queue gauge counts them), so once VictoriaMetrics is back every
+acknowledged sample arrives exactly once.
 At the next start those directories are empty and are removed.
 """
 
@@ -52,14 +53,18 @@ def test_durability_reshard():
         relay.stop()
         assert shard_dirs(queue_dir) == ["shard-0", "shard-1", "shard-2", "shard-3"]
 
-        # Restart with fewer shards; the sink is back.
+        # Restart with fewer shards, the sink still down: the removed shards'
+        # samples are reported as queued, then sent once the sink is back.
         relay.write_config(config(2))
-        vm.start()
         relay.start()
         log = relay.process.log_text()
         for i in (2, 3):
             assert "shard-%d" % i in log and "left by a run with more shards" in log, \
                 relay.process.log_tail()
+        harness.wait_for(lambda: relay.metrics().sum(
+            "promrelay_queue_samples", destination="victoriametrics") == queued, 10,
+            what="promrelay_queue_samples counting all four shards' samples")
+        vm.start()
         harness.wait_for_series(lambda: vm.export('{__name__="e2e_durable"}'), acked, 60,
                                 "VictoriaMetrics after lowering the shards")
         harness.wait_for(lambda: relay.metrics().sum(
