@@ -573,7 +573,7 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
     if (label_fields != nullptr) {
       b.enc.AddSeriesWithLabelFields(*label_fields, sv);
     } else {
-      b.enc.AddRawSeries(sv.body);
+      b.enc.AddRawSeries(sv);
     }
     b.CompressFullBlocks();
     b.samples += samples;

@@ -752,6 +752,7 @@ absl::Status WriteRequestView::ParseImpl(std::string_view buf,
         parser.Enter("timeseries", series_.size() - 1);
         return fail();
       }
+      s.header_size = static_cast<uint32_t>(s0 - field_start);
       total += s.samples + s.histograms;
     } else if (tag == Tag(3, kWireLen)) {
       if (!parser.ReadLen(&p, end, field_start, &sub)) return fail();
@@ -861,7 +862,13 @@ void WriteRequestEncoder::AddSeriesWithLabelFields(
       original);
 }
 
-void WriteRequestEncoder::AddRawSeries(std::string_view body) {
+void WriteRequestEncoder::AddRawSeries(const SeriesView& series) {
+  const std::string_view body = series.body;
+  if (series.header_size != 0) {
+    buf_.append(body.data() - series.header_size,
+                series.header_size + body.size());
+    return;
+  }
   char head[1 + 10];
   head[0] = static_cast<char>(Tag(1, kWireLen));
   char* e = WriteVarint(head + 1, body.size());

@@ -39,6 +39,10 @@ struct SeriesView {
   // copies it in one go. Set by Parse() and ParseSkeleton(); kRestUnknown
   // otherwise.
   uint32_t rest_offset = kRestUnknown;
+  // Bytes of the `timeseries` field's tag and length right before `body`
+  // in the parsed buffer (0: unknown, the view was not made by a parse).
+  // The encoder copies a raw series with them, as sent, in one go.
+  uint32_t header_size = 0;
 };
 
 // A parsed WriteRequest whose views point into the buffer given to Parse().
@@ -116,8 +120,10 @@ class WriteRequestEncoder {
   // same bytes as AddSeries() with those labels.
   void AddSeriesWithLabelFields(std::string_view label_fields,
                                 const SeriesView& original);
-  // Emits a TimeSeries whose body is `body`, unchanged.
-  void AddRawSeries(std::string_view body);
+  // Emits the series unchanged: its field as it came (tag and length as the
+  // sender wrote them) when the view is from a parse, else `body` framed
+  // anew.
+  void AddRawSeries(const SeriesView& series);
   // Emits a MetricMetadata message unchanged.
   void AddMetadata(std::string_view raw);
   const std::string& bytes() const { return buf_; }

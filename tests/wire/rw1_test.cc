@@ -66,7 +66,7 @@ std::string Reencode(const WriteRequestView& v, bool raw) {
   WriteRequestEncoder enc;
   for (const SeriesView& s : v.series()) {
     if (raw) {
-      enc.AddRawSeries(s.body);
+      enc.AddRawSeries(s);
     } else {
       enc.AddSeries(v.labels(s), s);
     }
@@ -253,9 +253,41 @@ TEST_CASE("unknown fields of every wire type are skipped and kept", "[rw1]") {
   CHECK(Canon(got.timeseries(0)) == Canon(want));
   // AddRawSeries keeps everything.
   enc.Clear();
-  enc.AddRawSeries(s.body);
+  enc.AddRawSeries(s);
   REQUIRE(got.ParseFromString(enc.bytes()));
   CHECK(Canon(got.timeseries(0)) == Canon(req.timeseries(0)));
+}
+
+TEST_CASE("a raw series keeps its field header as sent", "[rw1]") {
+  const std::string body =
+      Bytes().Len(1, LabelMsg("__name__", "up")).Len(2, SampleMsg(1, 10)).b;
+  // The series' length as a 3-byte varint: valid protobuf, not minimal.
+  const std::string padded =
+      Bytes()
+          .Tag(1, 2)
+          .Raw(std::string{static_cast<char>(0x80 | body.size()),
+                           static_cast<char>(0x80), '\0'})
+          .Raw(body)
+          .b;
+  const std::string minimal = Bytes().Len(1, body).b;
+  for (const std::string& request : {padded, minimal}) {
+    WriteRequestView v;
+    REQUIRE(v.ParseSkeleton(request).ok());
+    REQUIRE(v.series().size() == 1);
+    CHECK(v.series()[0].header_size == request.size() - body.size());
+    WriteRequestEncoder enc;
+    enc.AddRawSeries(v.series()[0]);
+    CHECK(enc.bytes() == request);  // copied verbatim, header included
+    prometheus::WriteRequest got;
+    REQUIRE(got.ParseFromString(enc.bytes()));
+    CHECK(got.timeseries(0).labels(0).value() == "up");
+  }
+  // A view not made by a parse: the body framed anew.
+  SeriesView hand_made;
+  hand_made.body = body;
+  WriteRequestEncoder enc;
+  enc.AddRawSeries(hand_made);
+  CHECK(enc.bytes() == minimal);
 }
 
 TEST_CASE("labels interleaved with other fields", "[rw1]") {
