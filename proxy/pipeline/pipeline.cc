@@ -430,28 +430,39 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
   Scratch& s = ThreadScratch();
   wire::WriteRequestView& view = s.view;
 
-  // Label contents are parsed (and checked) below only for the series the
-  // outcome cache does not know: a known series' label bytes were parsed
-  // and passed the limits before, under this same config.
-  absl::Status st = view.ParseSkeleton(buf);
-  if (!st.ok()) {
+  // Injected labels depend on the client, not on the series bytes: such
+  // requests bypass the cache.
+  OutcomeCache* cache =
+      options.inject_labels.empty() ? state->cache.get() : nullptr;
+  auto malformed = [](const absl::Status& st) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed remote_write request: ", st.message()));
-  }
-  const uint64_t total_samples = view.total_samples();
+  };
+
+  // Label contents are parsed (and checked) below only for the series the
+  // outcome cache does not know: a known series' label bytes were parsed
+  // and passed the limits before, under this same config. With the cache,
+  // a series' labels are not even walked until its (guessed) label bytes
+  // turn out to be unknown: ParseFrames guesses where they end from the
+  // samples at the series' end, and a guess whose bytes the cache knows is
+  // proven (those bytes are a whole run of label fields, so the samples
+  // after them are all the series has).
+  absl::Status st =
+      cache != nullptr ? view.ParseFrames(buf) : view.ParseSkeleton(buf);
+  if (!st.ok()) return malformed(st);
   if (limits.max_series_per_request > 0 &&
       view.series().size() > limits.max_series_per_request) {
-    metrics_->rejected_samples->With({"limit"}).Inc(total_samples);
+    for (size_t i = 0; i < view.series().size(); ++i) {
+      st = view.VerifySeries(i);
+      if (!st.ok()) return malformed(st);
+    }
+    metrics_->rejected_samples->With({"limit"}).Inc(view.total_samples());
     return absl::OutOfRangeError(
         absl::StrCat("request has ", view.series().size(),
                      " series, more than server.max_series_per_request (",
                      limits.max_series_per_request, ")"));
   }
 
-  // Injected labels depend on the client, not on the series bytes: such
-  // requests bypass the cache.
-  OutcomeCache* cache =
-      options.inject_labels.empty() ? state->cache.get() : nullptr;
   const size_t nseries = view.series().size();
   s.learned.clear();
   s.known.assign(nseries, 0);
@@ -473,7 +484,21 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
       if (view.series()[i].rest_offset == wire::SeriesView::kRestUnknown) {
         continue;
       }
-      if (!cache->Lookup(s.keys[i], &s.outcomes[i])) continue;
+      if (!cache->Lookup(s.keys[i], &s.outcomes[i])) {
+        if (!view.series()[i].unverified) continue;
+        // Unknown bytes: walk the series to find its real label fields,
+        // which may be known after all when the guess was wrong.
+        const uint32_t guessed = view.series()[i].rest_offset;
+        st = view.VerifySeries(i);
+        if (!st.ok()) return malformed(st);
+        const wire::SeriesView& sv = view.series()[i];
+        if (sv.rest_offset == guessed ||
+            sv.rest_offset == wire::SeriesView::kRestUnknown) {
+          continue;
+        }
+        s.keys[i] = cache->KeyOf(sv.body.substr(0, sv.rest_offset));
+        if (!cache->Lookup(s.keys[i], &s.outcomes[i])) continue;
+      }
       if (OutcomeCache::AnyRewritten(s.outcomes[i], ndests)) {
         // Its new labels are looked up below, once all are prefetched.
         s.rewrite_cache.Prefetch(s.keys[i]);
@@ -492,12 +517,11 @@ absl::Status Pipeline::IngestDecompressed(std::string_view buf,
   }
   for (size_t i = 0; i < nseries; ++i) {
     if (s.known[i]) continue;
-    st = view.ParseLabels(i);
-    if (!st.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("malformed remote_write request: ", st.message()));
-    }
+    st = view.ParseLabels(i);  // walks an unverified series first
+    if (!st.ok()) return malformed(st);
   }
+  // Exact now: every guess is proven or replaced.
+  const uint64_t total_samples = view.total_samples();
 
   // A label name or value is shorter than the series' label fields: when
   // those fit both length limits, no label of the series can break them.

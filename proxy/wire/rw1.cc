@@ -70,6 +70,41 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool IsPlainSample(Ptr p, Ptr end) {
   return end[-1] < 0x80;
 }
 
+// Where the run of plain-sample fields that ends a TimeSeries body [body,
+// end) starts, counting them in *samples (0, and `end`, when it does not
+// end in one). Read backwards: a sample field is tag 2 (length-delimited),
+// a one-byte length, then an optional value (fixed64, field 1) and a
+// timestamp (varint, field 2) ending the field. The result is a guess (a
+// label's value may end in such bytes) for the caller to confirm; each
+// sample found is checked as the forward parse checks it.
+Ptr TrailingPlainSamples(Ptr body, Ptr end, uint32_t* samples) {
+  *samples = 0;
+  while (end - body >= 4) {
+    // The timestamp varint: its last byte < 0x80, the ones before >= 0x80.
+    size_t varint = 1;
+    if (end[-1] >= 0x80) break;
+    while (varint < 10 && static_cast<size_t>(end - body) > varint + 3 &&
+           end[-static_cast<ptrdiff_t>(varint) - 1] >= 0x80) {
+      ++varint;
+    }
+    const Ptr ts_tag = end - varint - 1;
+    if (*ts_tag != Tag(2, kWireVarint)) break;
+    // With a value, else without.
+    size_t payload = varint + 1;
+    if (ts_tag - body >= 11 && ts_tag[-9] == Tag(1, kWireFixed64) &&
+        ts_tag[-10] == payload + 9 && ts_tag[-11] == Tag(2, kWireLen)) {
+      payload += 9;
+    } else if (!(ts_tag[-1] == payload && ts_tag[-2] == Tag(2, kWireLen))) {
+      break;
+    }
+    const Ptr start = end - payload;
+    if (!IsPlainSample(start, end)) break;
+    end = start - 2;
+    ++*samples;
+  }
+  return end;
+}
+
 // Schema of the messages nested in a TimeSeries or WriteRequest that the
 // decoder checks but does not expose.
 enum class Msg : uint8_t {
@@ -693,14 +728,37 @@ void ForEachNonLabelField(std::string_view body, Fn fn) {
 }  // namespace
 
 absl::Status WriteRequestView::Parse(std::string_view buf) {
-  return ParseImpl(buf, /*labels=*/true);
+  return ParseImpl(buf, Depth::kFull);
 }
 
 absl::Status WriteRequestView::ParseSkeleton(std::string_view buf) {
-  return ParseImpl(buf, /*labels=*/false);
+  return ParseImpl(buf, Depth::kSkeleton);
+}
+
+absl::Status WriteRequestView::ParseFrames(std::string_view buf) {
+  return ParseImpl(buf, Depth::kFrames);
+}
+
+absl::Status WriteRequestView::VerifySeries(size_t index) {
+  SeriesView& s = series_[index];
+  if (!s.unverified) return absl::OkStatus();
+  Parser parser(buf_);
+  SeriesView walked;
+  const Ptr p = reinterpret_cast<Ptr>(s.body.data());
+  if (!parser.ParseSeries(p, p + s.body.size(), &walked, nullptr)) {
+    parser.Enter("timeseries", index);
+    return parser.Error();
+  }
+  walked.header_size = s.header_size;
+  total_samples_ = total_samples_ - (s.samples + s.histograms) +
+                   (walked.samples + walked.histograms);
+  s = walked;
+  return absl::OkStatus();
 }
 
 absl::Status WriteRequestView::ParseLabels(size_t index) {
+  absl::Status st = VerifySeries(index);
+  if (!st.ok()) return st;
   SeriesView& s = series_[index];
   if (s.first_label != SeriesView::kLabelsNotParsed) return absl::OkStatus();
   Parser parser(buf_);
@@ -715,8 +773,8 @@ absl::Status WriteRequestView::ParseLabels(size_t index) {
   return absl::OkStatus();
 }
 
-absl::Status WriteRequestView::ParseImpl(std::string_view buf,
-                                         bool parse_labels) {
+absl::Status WriteRequestView::ParseImpl(std::string_view buf, Depth depth) {
+  const bool parse_labels = depth == Depth::kFull;
   buf_ = buf;
   series_.clear();
   labels_.clear();
@@ -747,8 +805,19 @@ absl::Status WriteRequestView::ParseImpl(std::string_view buf,
       SeriesView& s = series_.emplace_back();
       s.first_label = static_cast<uint32_t>(labels_.size());
       Ptr s0 = reinterpret_cast<Ptr>(sub.data());
-      if (!parser.ParseSeries(s0, s0 + sub.size(), &s,
-                              parse_labels ? &labels_ : nullptr)) {
+      uint32_t trailing = 0;
+      const Ptr rest =
+          depth == Depth::kFrames
+              ? TrailingPlainSamples(s0, s0 + sub.size(), &trailing)
+              : nullptr;
+      if (trailing > 0) {
+        s.first_label = SeriesView::kLabelsNotParsed;
+        s.body = sub;
+        s.samples = trailing;
+        s.rest_offset = static_cast<uint32_t>(rest - s0);
+        s.unverified = true;
+      } else if (!parser.ParseSeries(s0, s0 + sub.size(), &s,
+                                     parse_labels ? &labels_ : nullptr)) {
         parser.Enter("timeseries", series_.size() - 1);
         return fail();
       }

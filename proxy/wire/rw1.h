@@ -43,6 +43,9 @@ struct SeriesView {
   // in the parsed buffer (0: unknown, the view was not made by a parse).
   // The encoder copies a raw series with them, as sent, in one go.
   uint32_t header_size = 0;
+  // Set by ParseFrames() for a series it did not walk: rest_offset and
+  // samples are then its guess (see there) until VerifySeries().
+  bool unverified = false;
 };
 
 // A parsed WriteRequest whose views point into the buffer given to Parse().
@@ -70,6 +73,26 @@ class WriteRequestView {
   // already knows most series by their label bytes (the outcome cache).
   absl::Status ParseSkeleton(std::string_view buf);
 
+  // ParseSkeleton() for a caller that knows most series by their label
+  // bytes, without walking their labels either. A series that ends in
+  // plain samples (a value and/or a timestamp, what every known sender
+  // writes) is split, from its end, into those samples and what comes
+  // before them, taken for its label fields: rest_offset and samples are
+  // set from that guess, num_labels is 0 and `unverified` is true. The
+  // guess is right exactly when body.substr(0, rest_offset) is a whole run
+  // of label fields; bytes the caller has seen a verified series start
+  // with prove that. Otherwise the caller calls VerifySeries(), which
+  // walks the series as ParseSkeleton() does. Everything else (framing of
+  // every series and metadata, the trailing samples, other series) is
+  // checked as in ParseSkeleton(). total_samples() counts the guesses.
+  absl::Status ParseFrames(std::string_view buf);
+
+  // Walks an unverified series as ParseSkeleton() would and replaces the
+  // guess with what it finds (total_samples() follows). Returns the error
+  // ParseSkeleton() would have given for the series; nothing to do for a
+  // series that is not unverified.
+  absl::Status VerifySeries(size_t index);
+
   // Parses and checks the labels of series `index` after ParseSkeleton()
   // (nothing to do after Parse() or a previous call). On malformed labels
   // returns the error Parse() would give for them ("timeseries[3].labels[1]:
@@ -89,7 +112,8 @@ class WriteRequestView {
   uint64_t total_samples() const { return total_samples_; }  // + histograms
 
  private:
-  absl::Status ParseImpl(std::string_view buf, bool parse_labels);
+  enum class Depth { kFull, kSkeleton, kFrames };
+  absl::Status ParseImpl(std::string_view buf, Depth depth);
 
   std::string_view buf_;  // what the views point into (error offsets)
   std::vector<SeriesView> series_;

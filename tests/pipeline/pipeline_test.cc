@@ -910,6 +910,50 @@ TEST_CASE("with and without the cache the records are byte-identical") {
   }
 }
 
+TEST_CASE("label values that end like samples are counted and routed exactly") {
+  // The cached path guesses a series' label bytes from the samples at its
+  // end. A label value ending in the bytes of a sample field makes that
+  // guess wrong; the series must still be counted and sent as it is, the
+  // first time and when the cache knows it.
+  const std::string fake_sample("\x12\x02\x10\x07", 4);
+  prometheus::WriteRequest req;
+  AddSeries(&req, {{"__name__", "a"}, {"job", "cadvisor"}, {"z", fake_sample}});
+  AddSeries(&req, {{"__name__", "b"}, {"job", "cadvisor"}, {"z", fake_sample}},
+            /*samples=*/0);
+  AddSeries(&req, {{"__name__", "c"}, {"job", "shuttle"}}, /*samples=*/2);
+  const std::string body = Body(req);
+  Fixture warm(testing::StarformConfig());
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    for (auto& [dest, qs] : warm.fakes) {
+      for (auto& q : qs) q->records.clear();
+    }
+    REQUIRE(warm.pipeline->Ingest(body).ok());
+    // Known from the second round on, each by its real label bytes.
+    CHECK(warm.CacheHits() == 3 * round);
+    CHECK(warm.Counter("promrelay_received_samples_total") == 3 * (round + 1));
+    CHECK(warm.Counter("promrelay_queued_samples_total", {"victoriametrics"}) ==
+          1 * (round + 1));
+    CHECK(warm.Counter("promrelay_queued_samples_total", {"grafana-cloud"}) ==
+          2 * (round + 1));
+    Fixture cold(testing::StarformConfig());
+    absl::Status cold_status;
+    std::thread([&] { cold_status = cold.pipeline->Ingest(body); }).join();
+    REQUIRE(cold_status.ok());
+    for (const char* dest : {"grafana-cloud", "victoriametrics"}) {
+      INFO(dest);
+      for (size_t i = 0; i < warm.fakes[dest].size(); ++i) {
+        CHECK(Payloads(*warm.fakes[dest][i]) == Payloads(*cold.fakes[dest][i]));
+      }
+    }
+    const auto customer = warm.Series("victoriametrics");
+    REQUIRE(customer.size() == 2);
+    for (const auto& ts : customer) {
+      CHECK(testing::Get(LabelsOf(ts), "z") == fake_sample);
+    }
+  }
+}
+
 TEST_CASE("series the cache cannot key still give the same bytes") {
   // Labels interleaved with samples (legal protobuf, sent by no known
   // agent): no contiguous label bytes to key on, so every round relabels.

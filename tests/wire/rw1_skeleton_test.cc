@@ -1,6 +1,8 @@
 // ParseSkeleton + ParseLabels must be Parse split in two: the same
 // acceptance, the same series and labels, and for malformed labels the same
-// error message (run under ASan+UBSan like the other codec tests).
+// error message (run under ASan+UBSan like the other codec tests). And
+// ParseFrames + VerifySeries must be ParseSkeleton split in two, with every
+// guess that names the right label bytes exact.
 #include <catch2/catch.hpp>
 
 #include <optional>
@@ -23,9 +25,64 @@ using testing::Label;
 using testing::Mutate;
 using testing::Sample;
 
-// Checks the split parse against Parse on `bytes`; returns whether Parse
-// accepted them.
+// Checks ParseFrames against ParseSkeleton on `bytes`.
+void CheckFramesAgree(std::string_view bytes) {
+  ExactBuffer buf(bytes);
+  WriteRequestView skeleton, frames;
+  const absl::Status want = skeleton.ParseSkeleton(buf.view());
+  const absl::Status got = frames.ParseFrames(buf.view());
+  if (!got.ok()) {
+    // The frames' checks are a subset of the skeleton's.
+    CHECK_FALSE(want.ok());
+    CHECK(got.code() == absl::StatusCode::kInvalidArgument);
+    CHECK(frames.series().empty());
+    return;
+  }
+  if (want.ok()) REQUIRE(frames.series().size() == skeleton.series().size());
+  std::optional<absl::Status> first_error;
+  for (size_t i = 0; i < frames.series().size(); ++i) {
+    const SeriesView guess = frames.series()[i];
+    absl::Status st = frames.VerifySeries(i);
+    if (!st.ok()) {
+      if (!first_error) first_error = st;
+      continue;
+    }
+    const SeriesView& walked = frames.series()[i];
+    CHECK_FALSE(walked.unverified);
+    if (guess.unverified && want.ok() &&
+        guess.rest_offset == skeleton.series()[i].rest_offset) {
+      // A guess that names the label bytes has the counts right too: what
+      // the pipeline relies on when its cache knows those bytes.
+      CHECK(guess.samples == walked.samples);
+      CHECK(guess.histograms == walked.histograms);
+    }
+  }
+  if (!want.ok()) {
+    // Framing errors stop ParseFrames too; the rest is in a series' walk.
+    REQUIRE(first_error.has_value());
+    CHECK(std::string(first_error->message()) == std::string(want.message()));
+    return;
+  }
+  CHECK_FALSE(first_error.has_value());
+  CHECK(frames.total_samples() == skeleton.total_samples());
+  for (size_t i = 0; i < skeleton.series().size(); ++i) {
+    const SeriesView& a = skeleton.series()[i];
+    const SeriesView& b = frames.series()[i];
+    CHECK(a.body.data() == b.body.data());
+    CHECK(a.body.size() == b.body.size());
+    CHECK(a.header_size == b.header_size);
+    CHECK(a.num_labels == b.num_labels);
+    CHECK(a.samples == b.samples);
+    CHECK(a.exemplars == b.exemplars);
+    CHECK(a.histograms == b.histograms);
+    CHECK(a.rest_offset == b.rest_offset);
+  }
+}
+
+// Checks the split parse against Parse on `bytes` (and the frames parse
+// against the skeleton); returns whether Parse accepted them.
 bool CheckSplitAgrees(std::string_view bytes) {
+  CheckFramesAgree(bytes);
   ExactBuffer buf(bytes);
   WriteRequestView full, split;
   const absl::Status want = full.Parse(buf.view());
@@ -173,6 +230,56 @@ TEST_CASE("split parse: mutations and truncations agree with Parse",
   }
   CHECK(accepted > 50);
   CHECK(rejected > 50);
+}
+
+TEST_CASE("frames parse: guesses from the samples at a series' end",
+          "[rw1][skeleton]") {
+  const std::string labels =
+      Bytes().Len(1, Label("__name__", "up")).Len(1, Label("job", "a")).b;
+  const std::string with_value = Bytes().Len(2, Sample()).b;
+  const std::string ts_only = Bytes().Len(2, Bytes().VarintField(2, 99).b).b;
+  const std::string value_only = Bytes().Len(2, Bytes().Fixed64(1).b).b;
+  const std::string exemplar = Bytes().Len(3, Bytes().Fixed64(2).b).b;
+  // A label whose value ends in the bytes of a sample field.
+  const std::string fake_tail =
+      Bytes().Len(1, Label("x", "\x12\x02\x10\x07")).b;
+  struct Case {
+    std::string body;
+    bool guessed;
+    bool right;  // the guess names the label fields
+    uint32_t samples;
+  };
+  const std::vector<Case> cases = {
+      {labels + with_value, true, true, 1},
+      {labels + with_value + with_value + ts_only, true, true, 3},
+      {labels + ts_only, true, true, 1},
+      {labels + value_only, false, false, 1},  // ends in no timestamp
+      {labels + with_value + exemplar, false, false, 1},
+      {labels, false, false, 0},
+      {labels + fake_tail, true, false, 0},
+      // The backward walk takes the fake tail for one more sample.
+      {labels + fake_tail + with_value, true, false, 1},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO("case " << i);
+    const Case& c = cases[i];
+    const std::string req = Bytes().Len(1, c.body).b;
+    ExactBuffer buf(req);
+    WriteRequestView v;
+    REQUIRE(v.ParseFrames(buf.view()).ok());
+    REQUIRE(v.series().size() == 1);
+    const SeriesView guess = v.series()[0];
+    CHECK(guess.unverified == c.guessed);
+    REQUIRE(v.VerifySeries(0).ok());
+    const SeriesView& walked = v.series()[0];
+    CHECK(walked.samples == c.samples);
+    CHECK(v.total_samples() == c.samples);
+    if (c.guessed) {
+      CHECK((guess.rest_offset == walked.rest_offset) == c.right);
+      if (!c.right) CHECK(guess.samples != walked.samples);
+    }
+    CHECK(CheckSplitAgrees(req));
+  }
 }
 
 }  // namespace
