@@ -14,7 +14,7 @@ RUNTIME_TEST_PACKAGES=(victoria-metrics prometheus curl python3 python3-yaml ope
 
 # Shared libraries the promrelay binary needs at run time (container image).
 RUNTIME_LIBRARIES=(
-  libprotobuf32 libsnappy1v5 libabsl20220623 libre2-9 libyaml-cpp0.7 libssl3
+  libabsl20220623 libre2-9 libyaml-cpp0.7 libssl3
   ca-certificates curl
 )
 
