@@ -1,4 +1,6 @@
-// Snappy block format with a size cap checked before anything is allocated.
+// Snappy block format, promrelay's own codec for it: a decoder with a size
+// cap checked before anything is allocated, and a compressor tuned for
+// remote-write bodies (output any snappy decoder reads).
 #ifndef PROMRELAY_PROXY_WIRE_SNAPPY_H_
 #define PROMRELAY_PROXY_WIRE_SNAPPY_H_
 
