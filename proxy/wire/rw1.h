@@ -36,8 +36,8 @@ struct SeriesView {
   // Where the non-label fields start in `body` when every label field comes
   // before every other field (what all known senders emit): then
   // body.substr(rest_offset) is exactly the non-label fields and the encoder
-  // copies it in one go. Set by Parse() and ParseSkeleton(); kRestUnknown
-  // otherwise.
+  // copies it in one go. Set by Parse() and ParseSkeleton() (a guess after
+  // ParseFrames(), see `unverified`); kRestUnknown otherwise.
   uint32_t rest_offset = kRestUnknown;
   // Bytes of the `timeseries` field's tag and length right before `body`
   // in the parsed buffer (0: unknown, the view was not made by a parse).
