@@ -25,6 +25,18 @@ using testing::Label;
 using testing::Mutate;
 using testing::Sample;
 
+// Two views of the same series describe it alike (labels aside).
+void CheckSameSeries(const SeriesView& a, const SeriesView& b) {
+  CHECK(a.body.data() == b.body.data());
+  CHECK(a.body.size() == b.body.size());
+  CHECK(a.header_size == b.header_size);
+  CHECK(a.num_labels == b.num_labels);
+  CHECK(a.samples == b.samples);
+  CHECK(a.exemplars == b.exemplars);
+  CHECK(a.histograms == b.histograms);
+  CHECK(a.rest_offset == b.rest_offset);
+}
+
 // Checks ParseFrames against ParseSkeleton on `bytes`.
 void CheckFramesAgree(std::string_view bytes) {
   ExactBuffer buf(bytes);
@@ -66,16 +78,7 @@ void CheckFramesAgree(std::string_view bytes) {
   CHECK_FALSE(first_error.has_value());
   CHECK(frames.total_samples() == skeleton.total_samples());
   for (size_t i = 0; i < skeleton.series().size(); ++i) {
-    const SeriesView& a = skeleton.series()[i];
-    const SeriesView& b = frames.series()[i];
-    CHECK(a.body.data() == b.body.data());
-    CHECK(a.body.size() == b.body.size());
-    CHECK(a.header_size == b.header_size);
-    CHECK(a.num_labels == b.num_labels);
-    CHECK(a.samples == b.samples);
-    CHECK(a.exemplars == b.exemplars);
-    CHECK(a.histograms == b.histograms);
-    CHECK(a.rest_offset == b.rest_offset);
+    CheckSameSeries(skeleton.series()[i], frames.series()[i]);
   }
 }
 
@@ -122,13 +125,7 @@ bool CheckSplitAgrees(std::string_view bytes) {
   for (size_t i = 0; i < full.series().size(); ++i) {
     const SeriesView& a = full.series()[i];
     const SeriesView& b = split.series()[i];
-    CHECK(a.body.data() == b.body.data());
-    CHECK(a.body.size() == b.body.size());
-    CHECK(a.num_labels == b.num_labels);
-    CHECK(a.samples == b.samples);
-    CHECK(a.exemplars == b.exemplars);
-    CHECK(a.histograms == b.histograms);
-    CHECK(a.rest_offset == b.rest_offset);
+    CheckSameSeries(a, b);
     auto la = full.labels(a);
     auto lb = split.labels(b);
     REQUIRE(la.size() == lb.size());
