@@ -23,7 +23,14 @@ buildah bud -q --isolation chroot --pull=never -f docker/Dockerfile -t promrelay
 echo "image built: $(buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep promrelay)"
 
 ctr=$(buildah from promrelay:dev)
-trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
+# The server runs as /usr/local/bin/promrelay or as promrelay, depending on
+# how buildah resolves the command.
+server_pattern='^(/usr/local/bin/)?promrelay --config /etc/promrelay/smoke.yaml'
+cleanup() {
+  pkill -KILL -f "$server_pattern" 2>/dev/null || true
+  buildah rm "$ctr" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 run() { buildah run --isolation chroot --user 10001:10001 "$ctr" -- "$@"; }
 run promrelay --help >/dev/null
 run promrelay --version
@@ -46,8 +53,10 @@ code=$(printf '\x00' | curl -s -o /dev/null -w '%{http_code}' -X POST \
   -H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy' \
   --data-binary @- "http://127.0.0.1:$port/api/v1/write")
 [[ "$code" == 204 ]] || { echo "write answered $code"; exit 1; }
-curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^promrelay_requests_total'
+# Not piped into grep -q: its early exit could fail curl under pipefail.
+metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
+grep -q '^promrelay_requests_total' <<<"$metrics" || { echo "no promrelay_requests_total in /metrics"; exit 1; }
 # SIGTERM to promrelay itself (not to buildah): it must drain and exit 0.
-pkill -TERM -f '^promrelay --config /etc/promrelay/smoke.yaml'
+pkill -TERM -f "$server_pattern" || { echo "promrelay is not running"; exit 1; }
 wait "$server" || { echo "promrelay did not exit 0 on SIGTERM"; exit 1; }
 echo "image smoke test passed"
