@@ -75,8 +75,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool IsPlainSample(Ptr p, Ptr end) {
 // end in one). Read backwards: a sample field is tag 2 (length-delimited),
 // a one-byte length, then an optional value (fixed64, field 1) and a
 // timestamp (varint, field 2) ending the field. The result is a guess (a
-// label's value may end in such bytes) for the caller to confirm; each
-// sample found is checked as the forward parse checks it.
+// label's value may end in such bytes) for the caller to confirm. What the
+// backward read accepts is exactly what IsPlainSample() accepts forwards
+// (the walk stops at the timestamp's tag, below 0x80), so a sample found
+// needs no second check.
 Ptr TrailingPlainSamples(Ptr body, Ptr end, uint32_t* samples) {
   *samples = 0;
   while (end - body >= 4) {
@@ -97,9 +99,7 @@ Ptr TrailingPlainSamples(Ptr body, Ptr end, uint32_t* samples) {
     } else if (!(ts_tag[-1] == payload && ts_tag[-2] == Tag(2, kWireLen))) {
       break;
     }
-    const Ptr start = end - payload;
-    if (!IsPlainSample(start, end)) break;
-    end = start - 2;
+    end -= payload + 2;
     ++*samples;
   }
   return end;
