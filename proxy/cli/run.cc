@@ -298,11 +298,8 @@ class Senders : public pipeline::DestinationObserver {
   absl::Status Added(const config::Destination& dest,
                      const pipeline::DestinationQueues& queues) override {
     // Shards left over from a run with more shards are sent from too.
-    std::vector<std::shared_ptr<queue::Queue>> shards = queues.shards;
-    shards.insert(shards.end(), queues.drain_shards.begin(),
-                  queues.drain_shards.end());
     auto sender = forward::DestinationSender::Create(
-        dest, std::move(shards), registry_,
+        dest, queues.AllShards(), registry_,
         dest.storage.has_value() ? nullptr : io_context_);
     if (!sender.ok()) return sender.status();
     (*sender)->Start();
@@ -415,8 +412,8 @@ class DiskQueueMetrics {
   void Refresh() {
     for (const pipeline::DestinationQueues& q : runtime_->queues()) {
       std::vector<queue::Stats> stats;
-      for (const auto* list : {&q.shards, &q.drain_shards}) {
-        for (const auto& shard : *list) stats.push_back(shard->GetStats());
+      for (const auto& shard : q.AllShards()) {
+        stats.push_back(shard->GetStats());
       }
       const auto* cfg = FindDest(q.name);
       if (cfg == nullptr || !cfg->storage) continue;

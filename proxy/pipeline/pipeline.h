@@ -59,6 +59,13 @@ struct DestinationQueues {
   // (queue_config.shards was lowered): their records are still sent, but
   // the pipeline never appends to them.
   std::vector<std::shared_ptr<queue::Queue>> drain_shards;
+
+  // shards, then drain_shards: every queue the destination sends from.
+  std::vector<std::shared_ptr<queue::Queue>> AllShards() const {
+    std::vector<std::shared_ptr<queue::Queue>> all = shards;
+    all.insert(all.end(), drain_shards.begin(), drain_shards.end());
+    return all;
+  }
 };
 
 struct IngestOptions {

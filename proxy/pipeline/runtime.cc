@@ -21,10 +21,8 @@ const config::Destination* FindDest(const config::Config* cfg,
 }
 
 void CloseAll(const DestinationQueues& q) {
-  for (const auto* list : {&q.shards, &q.drain_shards}) {
-    for (const auto& shard : *list) {
-      if (shard) shard->Close();
-    }
+  for (const auto& shard : q.AllShards()) {
+    if (shard) shard->Close();
   }
 }
 
