@@ -131,6 +131,20 @@ std::string RandomBytes(size_t n, uint64_t seed) {
   return s;
 }
 
+// At least `n` bytes of short random units (1..max_period bytes), each
+// repeated up to max_repeats times: copies at small offsets that overlap
+// themselves.
+std::string PeriodicRuns(size_t n, size_t max_period, size_t max_repeats,
+                         std::mt19937_64& rng) {
+  std::string runs;
+  while (runs.size() < n) {
+    const size_t period = 1 + rng() % max_period;
+    const std::string unit = RandomBytes(period, rng());
+    for (size_t k = rng() % max_repeats; k > 0; --k) runs += unit;
+  }
+  return runs;
+}
+
 // Splits `in` at the given offsets (sorted, <= size).
 std::vector<std::string_view> Split(std::string_view in,
                                     std::vector<size_t> cuts) {
@@ -340,12 +354,7 @@ void CheckAgainstReference(std::string_view block) {
 // with nothing to find, and short periods (overlapping, very long copies).
 std::vector<std::string> CompressorInputs() {
   std::mt19937_64 rng(41);
-  std::string runs;
-  while (runs.size() < 150000) {
-    const size_t period = 1 + rng() % 20;
-    const std::string unit = RandomBytes(period, rng());
-    for (size_t n = rng() % 400; n > 0; --n) runs += unit;
-  }
+  const std::string runs = PeriodicRuns(150000, 20, 400, rng);
   // Label sets: a small vocabulary in records of varying shape, as in a
   // remote-write body (the compressor's real input).
   const char* names[] = {"job", "instance", "pod",    "namespace", "container",
@@ -445,12 +454,7 @@ TEST_CASE("snappy decoder agrees with libsnappy", "[snappy]") {
     std::mt19937_64 rng(21);
     const std::string text = RandomText(200000, 22);
     const std::string noise = RandomBytes(100000, 23);
-    std::string runs;  // copies at offsets 1..20, overlapping themselves
-    while (runs.size() < 100000) {
-      const size_t period = 1 + rng() % 20;
-      const std::string unit = RandomBytes(period, rng());
-      for (size_t n = rng() % 200; n > 0; --n) runs += unit;
-    }
+    const std::string runs = PeriodicRuns(100000, 20, 200, rng);
     for (const std::string* src :
          std::initializer_list<const std::string*>{&text, &noise, &runs}) {
       for (size_t n : {0, 1, 15, 16, 17, 63, 64, 65, 68, 69, 70, 127, 1000,
@@ -509,11 +513,7 @@ TEST_CASE("snappy decoder agrees with libsnappy", "[snappy]") {
   }
   SECTION("mutated blocks: the same verdict and bytes, never a crash") {
     std::mt19937_64 rng(28);
-    std::string runs;
-    while (runs.size() < 20000) {
-      const std::string unit = RandomBytes(1 + rng() % 12, rng());
-      for (size_t n = rng() % 50; n > 0; --n) runs += unit;
-    }
+    const std::string runs = PeriodicRuns(20000, 12, 50, rng);
     const std::string sources[] = {RandomText(20000, 29), runs,
                                    RandomText(300, 30)};
     for (const std::string& in : sources) {
