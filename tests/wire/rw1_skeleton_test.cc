@@ -37,19 +37,26 @@ void CheckSameSeries(const SeriesView& a, const SeriesView& b) {
   CHECK(a.rest_offset == b.rest_offset);
 }
 
+// True when the parse that checks less (`got`, into `v`) refused the
+// bytes; the one that checks more (`want`) must then refuse them too, and
+// the refused view is empty.
+bool RefusedBoth(const absl::Status& got, const absl::Status& want,
+                 const WriteRequestView& v) {
+  if (got.ok()) return false;
+  CHECK_FALSE(want.ok());
+  CHECK(got.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(v.series().empty());
+  return true;
+}
+
 // Checks ParseFrames against ParseSkeleton on `bytes`.
 void CheckFramesAgree(std::string_view bytes) {
   ExactBuffer buf(bytes);
   WriteRequestView skeleton, frames;
   const absl::Status want = skeleton.ParseSkeleton(buf.view());
   const absl::Status got = frames.ParseFrames(buf.view());
-  if (!got.ok()) {
-    // The frames' checks are a subset of the skeleton's.
-    CHECK_FALSE(want.ok());
-    CHECK(got.code() == absl::StatusCode::kInvalidArgument);
-    CHECK(frames.series().empty());
-    return;
-  }
+  // The frames' checks are a subset of the skeleton's.
+  if (RefusedBoth(got, want, frames)) return;
   if (want.ok()) REQUIRE(frames.series().size() == skeleton.series().size());
   std::optional<absl::Status> first_error;
   for (size_t i = 0; i < frames.series().size(); ++i) {
@@ -90,13 +97,8 @@ bool CheckSplitAgrees(std::string_view bytes) {
   WriteRequestView full, split;
   const absl::Status want = full.Parse(buf.view());
   const absl::Status skeleton = split.ParseSkeleton(buf.view());
-  if (!skeleton.ok()) {
-    // The skeleton's checks are a subset of Parse's.
-    CHECK_FALSE(want.ok());
-    CHECK(skeleton.code() == absl::StatusCode::kInvalidArgument);
-    CHECK(split.series().empty());
-    return false;
-  }
+  // The skeleton's checks are a subset of Parse's.
+  if (RefusedBoth(skeleton, want, split)) return false;
   // Labels of series whose turn has not come yet are empty, not garbage.
   for (const SeriesView& s : split.series()) {
     CHECK(s.first_label == SeriesView::kLabelsNotParsed);
